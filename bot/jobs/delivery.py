@@ -1,0 +1,115 @@
+"""How a finished job reaches its target. Discord is one sink; the CLI's file writer is another.
+
+The engine records every attempt in the store; a sink makes a repeated attempt harmless by keying
+its side effect on the job id (Discord: message nonce with ``enforce_nonce``; files: fixed names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.domain.models import Job, ResultImage
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryGone(Exception):
+    """The target no longer exists (deleted channel, revoked access): retrying cannot help."""
+
+
+class ProgressKind(enum.StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SLOW = "slow"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    kind: ProgressKind
+    queue_position: int | None = None  # 1-based, for QUEUED
+    eta: float | None = None  # wall-clock seconds, for SUBMITTED/RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What gets delivered: images on success, a user-safe message otherwise."""
+
+    job: Job
+    images: tuple[ResultImage, ...] = ()
+    error_message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_message is None
+
+
+class DeliverySink(Protocol):
+    """A place where outcomes go. Implementations must be idempotent per job id."""
+
+    def upload_limit(self, job: Job) -> int:
+        """Largest file (bytes) this target accepts for the job."""
+        ...
+
+    async def deliver(self, outcome: Outcome) -> dict[str, Any]:
+        """Send the outcome; return a JSON-able receipt. Raise DeliveryGone when hopeless."""
+        ...
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        """Best-effort status update (not recorded, may be dropped)."""
+        ...
+
+
+class FileSink:
+    """Writes results into a folder: ``<job>-<n>.<ext>``. Rewriting the same names is idempotent."""
+
+    kind = "files"
+
+    def __init__(self, *, upload_limit: int = 200 * 1024 * 1024) -> None:
+        self._limit = upload_limit
+
+    def upload_limit(self, job: Job) -> int:
+        return self._limit
+
+    async def deliver(self, outcome: Outcome) -> dict[str, Any]:
+        out_dir = Path(outcome.job.target.data["dir"])
+        if not outcome.ok:
+            return {"error": outcome.error_message}
+        paths = await asyncio.to_thread(_write_files, out_dir, outcome)
+        return {"files": [str(p) for p in paths]}
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        log.info("job %s: %s", job.id, progress.kind.value)
+
+
+def _write_files(out_dir: Path, outcome: Outcome) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for img in outcome.images:
+        final = out_dir / img.filename
+        tmp = final.with_suffix(final.suffix + ".part")
+        tmp.write_bytes(img.data)
+        tmp.replace(final)  # atomic: a crash never leaves half an image under the real name
+        paths.append(final)
+    meta = out_dir / f"{outcome.job.id}.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "job_id": outcome.job.id,
+                "task_id": outcome.job.task_id,
+                "prompt": outcome.job.request.prompt,
+                "seed": outcome.job.request.seed,
+                "files": [p.name for p in paths],
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return paths

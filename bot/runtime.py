@@ -1,0 +1,114 @@
+"""Opens and closes the core's resources in one place (used by the CLI and the Discord bot)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from bot.errors import WanApiError
+from bot.jobs.delivery import DeliverySink
+from bot.jobs.engine import EngineConfig, JobEngine
+from bot.media import MediaFetcher
+from bot.settings import Settings
+from bot.store.database import Database
+from bot.store.jobs import JobRepository
+from bot.wan.callbacks import CallbackServer, make_app
+from bot.wan.client import WanClient
+from bot.wan.contract import Contract
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Database, crun client, media fetcher, contract and engine, opened together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sinks: Mapping[str, DeliverySink],
+        *,
+        engine_config: EngineConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self._sinks = sinks
+        self._engine_config = engine_config or EngineConfig.from_settings(settings)
+        self._stack = AsyncExitStack()
+        self.db: Database
+        self.jobs: JobRepository
+        self.client: WanClient
+        self.fetcher: MediaFetcher
+        self.contract = Contract()
+        self.engine: JobEngine
+        self.callback_server: CallbackServer | None = None
+
+    async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
+        s = self.settings
+        try:
+            self.db = await Database.open(s.database_path)
+            self._stack.push_async_callback(self.db.close)
+            self.jobs = JobRepository(self.db)
+            self.client = WanClient(
+                s.api_key(),
+                base_url=s.wan_api_base,
+                request_timeout=s.wan_request_timeout,
+                connect_timeout=s.wan_connect_timeout,
+                get_retries=s.wan_get_retries,
+            )
+            self._stack.push_async_callback(self.client.close)
+            self.fetcher = MediaFetcher(
+                max_bytes=s.download_max_bytes,
+                allow_http=s.allow_http_results,
+                timeout=s.wan_request_timeout * 2,
+                connect_timeout=s.wan_connect_timeout,
+            )
+            self._stack.push_async_callback(self.fetcher.close)
+            await self.refresh_schema()
+            self.engine = JobEngine(
+                jobs=self.jobs,
+                client=self.client,
+                contract=self.contract,
+                fetcher=self.fetcher,
+                sinks=self._sinks,
+                config=self._engine_config,
+            )
+            if start_engine:
+                await self.engine.start(resume=resume)
+                self._stack.push_async_callback(self.engine.stop)
+                if s.callback_public_url:
+                    host, port = s.callback_host_port
+                    app = make_app(self.jobs.callback_token, self.engine.wake)
+                    self.callback_server = CallbackServer(app, host, port)
+                    await self.callback_server.start()
+                    self._stack.push_async_callback(self.callback_server.stop)
+                    log.info(
+                        "callback receiver listening on %s:%d", host, self.callback_server.port
+                    )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def refresh_schema(self) -> list[str]:
+        """Read crun's live schema; its field names win. Unreachable schema: keep the defaults."""
+        try:
+            schema = await self.client.model_schema()
+        except WanApiError as exc:
+            log.warning("live model schema unavailable (%s); using built-in field names", exc)
+            return []
+        return self.contract.apply_schema(schema)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,149 @@
+"""Settings, read once from the environment and an optional ``.env`` file, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- secrets (only the commands that need them require them) ---
+    discord_token: SecretStr | None = None
+    wan_api_key: SecretStr | None = None
+
+    # --- crun API ---
+    wan_api_base: str = "https://api.crun.ai"
+    wan_request_timeout: float = Field(30.0, gt=0, le=600)
+    wan_connect_timeout: float = Field(10.0, gt=0, le=120)
+    wan_get_retries: int = Field(3, ge=0, le=10)
+    api_rate_limit: float = Field(5.0, gt=0, le=100, description="crun requests per second")
+
+    # --- storage ---
+    database_url: str = "sqlite:///data/wanbot.sqlite3"
+
+    # --- tracking ---
+    poll_interval_min: float = Field(5.0, gt=0, le=300)
+    poll_interval_max: float = Field(15.0, gt=0, le=900)
+    poll_soft_deadline: float = Field(600.0, gt=0, description="tell the user it is slow")
+    poll_hard_deadline: float = Field(6 * 3600.0, gt=0, description="give up tracking")
+
+    # --- callbacks (optional; polling always stays on as a fallback) ---
+    callback_public_url: str | None = None
+    callback_listen: str = "127.0.0.1:8080"
+
+    # --- concurrency ---
+    max_concurrent_jobs: int = Field(20, ge=1, le=10_000, description="tasks running at crun")
+    max_concurrent_submits: int = Field(4, ge=1, le=64)
+
+    # --- media ---
+    download_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    upload_limit_bytes: int = Field(10 * 1024 * 1024, ge=256 * 1024)
+    allow_http_results: bool = False
+
+    # --- discord ---
+    dev_guild_id: int | None = None
+    allow_dms: bool = True
+
+    log_level: str = "INFO"
+
+    @field_validator("wan_api_base", "callback_public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None if v == "" else v
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_url(cls, v: str) -> str:
+        if not v.startswith("sqlite:///"):
+            raise ValueError(
+                "only sqlite:///PATH is supported (e.g. sqlite:///data/wanbot.sqlite3)"
+            )
+        return v
+
+    @field_validator("callback_listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must look like HOST:PORT, e.g. 0.0.0.0:8080")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return v
+
+    @model_validator(mode="after")
+    def _poll_order(self) -> Settings:
+        if self.poll_interval_max < self.poll_interval_min:
+            raise ValueError("POLL_INTERVAL_MAX must be >= POLL_INTERVAL_MIN")
+        return self
+
+    # --- helpers ---
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def callback_host_port(self) -> tuple[str, int]:
+        host, _, port = self.callback_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def require(self, *names: str) -> None:
+        """Raise one ConfigError naming every required variable that is unset."""
+        missing = [n.upper() for n in names if not _secret_value(getattr(self, n))]
+        if missing:
+            raise ConfigError(
+                f"Missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
+                "Set it in the environment or in a .env file (see .env.example)."
+            )
+
+    def api_key(self) -> str:
+        self.require("wan_api_key")
+        assert self.wan_api_key is not None
+        return self.wan_api_key.get_secret_value()
+
+    def discord_token_value(self) -> str:
+        self.require("discord_token")
+        assert self.discord_token is not None
+        return self.discord_token.get_secret_value()
+
+
+def _secret_value(v: Any) -> str:
+    if isinstance(v, SecretStr):
+        return v.get_secret_value().strip()
+    return str(v or "").strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning pydantic's report into one message that names each variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err.get("loc") or ()
+            name = str(loc[0]).upper() if loc else "SETTINGS"
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,171 @@
+"""The store: migrations, guarded transitions, delivery bookkeeping and job ownership."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Target
+from bot.store.database import Database, migrations
+from bot.store.jobs import JobRepository
+
+REQ = GenerationRequest(prompt="a lighthouse at dusk")
+TARGET = Target("files", {"dir": "/tmp/x"})
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> JobRepository:
+    db = await Database.open(tmp_path / "db" / "wanbot.sqlite3")
+    yield JobRepository(db)
+    await db.close()
+
+
+async def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite3"
+    db = await Database.open(path, migrate=False)
+    assert await db.schema_version() == 0
+    applied = await db.migrate()
+    assert applied == [name for _, name, _ in migrations()]
+    assert await db.schema_version() == len(migrations())
+    assert await db.migrate() == []
+    await db.close()
+    # WAL and the tables are really on disk.
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"jobs", "job_events", "instances"} <= tables
+    con.close()
+
+
+async def test_newer_schema_than_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite3"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version = 999")
+    con.close()
+    with pytest.raises(RuntimeError, match="newer than this wanbot"):
+        await Database.open(path)
+
+
+async def test_failed_migration_rolls_back_whole(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite3"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE jobs (x INTEGER)")  # clashes with 0001
+    con.commit()
+    con.close()
+    with pytest.raises(Exception, match="already exists"):
+        await Database.open(path)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 0
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "job_events" not in tables
+    con.close()
+
+
+async def test_create_round_trips_the_request(repo: JobRepository) -> None:
+    job = await repo.create(
+        user_id=7, guild_id=9, request=REQ, target=TARGET, now=100.0, owner="me"
+    )
+    again = await repo.require(job.id)
+    assert again.request == REQ
+    assert again.target == TARGET
+    assert again.status is JobStatus.QUEUED
+    assert again.delivery_state is DeliveryState.NONE
+    assert len(job.id) == 10
+    assert await repo.callback_token(job.id)
+
+
+async def test_transitions_are_guarded(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
+    assert await repo.mark_submitting(job.id, 2)
+    assert not await repo.mark_submitting(job.id, 3)  # already submitting
+    assert await repo.mark_create_sent(job.id, {"prompt": "x"}, 3)
+    assert await repo.mark_submitted(job.id, "task_1", 4, 9)
+    assert not await repo.mark_submitted(job.id, "task_2", 5, 9)
+    assert await repo.finish(job.id, status=JobStatus.SUCCEEDED, now=6, result_urls=["u"])
+    # A late poll can never move a finished job again.
+    assert not await repo.finish(job.id, status=JobStatus.FAILED, now=7)
+    assert not await repo.record_poll(job.id, status=JobStatus.RUNNING, next_poll_at=8, now=8)
+    final = await repo.require(job.id)
+    assert final.status is JobStatus.SUCCEEDED
+    assert final.task_id == "task_1"
+    assert final.result_urls == ("u",)
+    events = [e for _, e, _ in await repo.events(job.id)]
+    assert events == ["created", "submitting", "create-sent", "submitted", "succeeded"]
+
+
+async def test_interrupted_submit_before_send_is_requeued(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
+    await repo.mark_submitting(job.id, 2)
+    assert await repo.reset_interrupted_submit(job.id, 3) is JobStatus.QUEUED
+
+
+async def test_interrupted_submit_after_send_is_uncertain(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
+    await repo.mark_submitting(job.id, 2)
+    await repo.mark_create_sent(job.id, {"prompt": "x"}, 3)
+    assert await repo.reset_interrupted_submit(job.id, 4) is JobStatus.UNCERTAIN
+    assert (await repo.require(job.id)).status is JobStatus.UNCERTAIN
+
+
+async def test_delivery_is_recorded_once(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
+    await repo.finish(job.id, status=JobStatus.FAILED, now=2, error_message="no")
+    assert await repo.begin_delivery(job.id, 3) == 1
+    assert await repo.begin_delivery(job.id, 4) == 2  # a retry after a crash
+    assert await repo.end_delivery(job.id, state=DeliveryState.DONE, receipt={"m": 1}, now=5)
+    assert not await repo.end_delivery(job.id, state=DeliveryState.DONE, receipt={"m": 2}, now=6)
+    assert await repo.begin_delivery(job.id, 7) == 0  # done means done
+    final = await repo.require(job.id)
+    assert final.finished
+    assert final.receipt == {"m": 1}
+    assert await repo.unfinished("me", ["files"]) == []
+
+
+async def test_concurrent_guarded_transitions_let_exactly_one_win(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
+    results = await asyncio.gather(*(repo.mark_submitting(job.id, 2) for _ in range(20)))
+    assert results.count(True) == 1
+
+
+async def test_orphans_of_dead_or_silent_instances_are_claimed(repo: JobRepository) -> None:
+    await repo.register_instance("old", now=0)
+    job = await repo.create(
+        user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="old"
+    )
+    other = await repo.create(
+        user_id=1, guild_id=None, request=REQ, target=Target("discord", {}), now=1, owner="old"
+    )
+    # "old" is this very process (same pid) and has a fresh heartbeat: not claimable.
+    await repo.heartbeat("old", now=100)
+    assert await repo.claim_orphans("new", ["files"], now=110, stale_after=60) == 0
+    # Silent for longer than stale_after: claimable, but only for sink kinds we serve.
+    assert await repo.claim_orphans("new", ["files"], now=200, stale_after=60) == 1
+    assert [j.id for j in await repo.unfinished("new", ["files", "discord"])] == [job.id]
+    assert (await repo.require(other.id)).target.kind == "discord"
+
+
+async def test_released_jobs_are_claimed_at_once(repo: JobRepository) -> None:
+    await repo.register_instance("a", now=0)
+    job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="a")
+    await repo.unregister_instance("a")
+    assert await repo.claim_orphans("b", ["files"], now=2, stale_after=600) == 1
+    assert [j.id for j in await repo.unfinished("b", ["files"])] == [job.id]
+
+
+async def test_dead_pid_on_this_host_is_claimed_at_once(repo: JobRepository) -> None:
+    proc = await asyncio.create_subprocess_exec("true")
+    await proc.wait()  # a pid that certainly no longer runs
+    await repo.db.execute(
+        "INSERT INTO instances (id, host, pid, started_at, heartbeat_at)"
+        " VALUES ('dead', ?, ?, 0, 1000)",
+        (socket.gethostname(), proc.pid),
+    )
+    job = await repo.create(
+        user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="dead"
+    )
+    assert await repo.claim_orphans("me", ["files"], now=1001, stale_after=600) == 1
+    assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
