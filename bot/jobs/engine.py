@@ -679,7 +679,7 @@ class JobEngine:
                     ResultImage(
                         index=index,
                         data=fitted.data,
-                        filename=f"wan-{job.id}-{index + 1}.{fitted.ext}",
+                        filename=f"wan-{job.id}-{index + 1}{fitted.ext}",
                         content_type=fitted.content_type,
                         width=fitted.width,
                         height=fitted.height,

@@ -415,6 +415,10 @@ class FakeCrun:
             await self._cb_cond.wait_for(lambda: len(self.callback_log) >= n)
         return list(self.callback_log)
 
+    def requests_for(self, endpoint: str) -> list[dict[str, Any]]:
+        """The recorded bodies (or queries) of one endpoint's requests, oldest first."""
+        return [body for name, body in self.requests if name == endpoint]
+
     def task_data(self, task_id: str) -> dict[str, Any]:
         """What TaskInfo's ``data`` says about a task right now."""
         task = self.tasks[task_id]
@@ -840,3 +844,29 @@ class RecordingSleep:
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         await asyncio.sleep(0)
+
+
+async def _serve(port: int, key: str, latency: float, size: int) -> None:
+    async with FakeCrun(
+        api_key=key, port=port, task_latency=latency, image_size=(size, size)
+    ) as crun:
+        print(f"fake crun on {crun.base_url} (key {key})", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """``python -m tests.fakes.crun_server``: a fake crun to try the CLI or the bot by hand."""
+    import argparse  # noqa: PLC0415 - only for the manual entry point
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--key", default="ak_" + "0" * 32)
+    p.add_argument("--latency", type=float, default=3.0)
+    p.add_argument("--size", type=int, default=1024)
+    a = p.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(a.port, a.key, a.latency, a.size))
+
+
+if __name__ == "__main__":
+    main()

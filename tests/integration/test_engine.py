@@ -59,7 +59,8 @@ async def test_text_to_image_is_delivered_once_with_real_pngs(harness: Harness) 
     assert harness.crun.calls["create"] == 1
     outcome = harness.sink.delivered[job.id]
     assert len(outcome.images) == 2
-    for img in outcome.images:
+    for n, img in enumerate(outcome.images, start=1):
+        assert img.filename == f"wan-{job.id}-{n}.png"
         with Image.open(io.BytesIO(img.data)) as im:
             assert im.format == "PNG"
             assert im.size == harness.crun.image_size
