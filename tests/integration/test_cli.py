@@ -52,9 +52,9 @@ async def start(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subproces
     )
 
 
-async def wanbot(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> Result:
+async def wanbot(env: dict[str, str], cwd: Path, *args: str, wait: float = 60) -> Result:
     proc = await start(env, cwd, *args)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), wait)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
 
@@ -215,7 +215,7 @@ def _free_port() -> int:
 async def test_generate_with_callbacks_finishes_before_the_first_poll(
     crun: FakeCrun, tmp_path: Path
 ) -> None:
-    """With CALLBACK_PUBLIC_URL set, crun's callback wakes the job; polling alone would take 30 s."""
+    """With CALLBACK_PUBLIC_URL set, the callback wakes the job; polling alone would take 30 s."""
     port = _free_port()
     env = cli_env(
         crun,
