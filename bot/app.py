@@ -1,32 +1,119 @@
-"""The long-running process. Until the Discord layer lands, ``run`` drives the engine alone:
-it resumes unfinished jobs (including ones started by ``wanbot generate``) and serves callbacks.
-"""
+"""The Discord bot process: opens the core in ``setup_hook``, loads the cogs, closes it all."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import signal
+from typing import Any
 
+import discord
+from discord.ext import commands
+
+from bot.generation import GenerationService
 from bot.jobs.delivery import FileSink
+from bot.jobs.engine import EngineConfig
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.ui import components
+from bot.ui.errors import handle_error
+from bot.ui.flow import JobContext
+from bot.ui.sink import NO_PINGS, DiscordSink
 
 log = logging.getLogger(__name__)
 
+SYNC_HASH_KEY = "command_tree_hash"
 
-async def run_bot(settings: Settings, *, ready: asyncio.Event | None = None) -> int:
+
+class WanBot(commands.Bot):
+    def __init__(
+        self, settings: Settings, *, engine_config: EngineConfig | None = None, **options: Any
+    ) -> None:
+        # No privileged intents: mentions of the bot still carry their content.
+        intents = discord.Intents.default()
+        intents.message_content = False
+        intents.members = False
+        intents.presences = False
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=NO_PINGS,
+            **options,
+        )
+        self.settings = settings
+        self.runtime = Runtime(settings, sinks={}, engine_config=engine_config)
+        self.ctx: JobContext
+
+    async def setup_hook(self) -> None:
+        runtime = await self.runtime.open(start_engine=False)
+        sink = DiscordSink(self, runtime.jobs, view_factory=components.result_view)
+        runtime.engine.sinks[sink.kind] = sink
+        runtime.engine.sinks[FileSink.kind] = FileSink()  # jobs left by `wanbot generate`
+        service = GenerationService(runtime.engine, runtime.jobs)
+        self.ctx = JobContext(service=service, jobs=runtime.jobs, allow_dms=self.settings.allow_dms)
+        await load_cogs(self, self.ctx)
+        components.register(self, self.ctx)
+        self.tree.error(handle_error)
+        await runtime.start()
+        await self.sync_commands_if_changed()
+
+    async def sync_commands_if_changed(self) -> bool:
+        """Syncing is rate limited by Discord: only when the command definitions changed."""
+        guild_id = self.settings.dev_guild_id
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        digest = hashlib.sha256(
+            json.dumps({"guild": guild_id, "commands": payload}, sort_keys=True).encode()
+        ).hexdigest()
+        if await self.runtime.meta.get(SYNC_HASH_KEY) == digest:
+            log.info("command definitions unchanged; not syncing")
+            return False
+        if guild_id:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        await self.runtime.meta.set(SYNC_HASH_KEY, digest)
+        log.info("synced %d commands%s", len(payload), f" to guild {guild_id}" if guild_id else "")
+        return True
+
+    async def close(self) -> None:
+        # The engine goes first: its last deliveries still need Discord's HTTP client.
+        await self.runtime.close()
+        await super().close()
+
+
+async def load_cogs(bot: commands.Bot, ctx: JobContext) -> None:
+    from cogs import COGS  # noqa: PLC0415 - cogs import bot.*; keep the import graph one-way
+
+    for cog_class in COGS:
+        await bot.add_cog(cog_class(ctx))
+
+
+async def run_bot(settings: Settings) -> int:
     settings.require("wan_api_key", "discord_token")
-    stop = asyncio.Event()
+    bot = WanBot(settings)
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Runtime(settings, sinks={FileSink.kind: FileSink()}) as runtime:
-        log.info(
-            "wanbot engine running (instance %s); waiting for SIGTERM", runtime.engine.instance_id
-        )
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token_value()))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            stopper.cancel()
+            exc = runner.exception()
+            if isinstance(exc, discord.LoginFailure):
+                log.error("Discord rejected DISCORD_TOKEN; check it in the developer portal")
+                return 2
+            if exc is not None:
+                raise exc
+            return 0
         log.info("shutting down")
+        await bot.close()
+        await runner
     return 0

@@ -14,6 +14,7 @@ from bot.media import MediaFetcher
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.jobs import JobRepository
+from bot.store.meta import MetaRepository
 from bot.wan.callbacks import CallbackServer, make_app
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
@@ -37,6 +38,7 @@ class Runtime:
         self._stack = AsyncExitStack()
         self.db: Database
         self.jobs: JobRepository
+        self.meta: MetaRepository
         self.client: WanClient
         self.fetcher: MediaFetcher
         self.contract = Contract()
@@ -49,6 +51,7 @@ class Runtime:
             self.db = await Database.open(s.database_path)
             self._stack.push_async_callback(self.db.close)
             self.jobs = JobRepository(self.db)
+            self.meta = MetaRepository(self.db)
             self.client = WanClient(
                 s.api_key(),
                 base_url=s.wan_api_base,
@@ -74,21 +77,24 @@ class Runtime:
                 config=self._engine_config,
             )
             if start_engine:
-                await self.engine.start(resume=resume)
-                self._stack.push_async_callback(self.engine.stop)
-                if s.callback_public_url:
-                    host, port = s.callback_host_port
-                    app = make_app(self.jobs.callback_token, self.engine.wake)
-                    self.callback_server = CallbackServer(app, host, port)
-                    await self.callback_server.start()
-                    self._stack.push_async_callback(self.callback_server.stop)
-                    log.info(
-                        "callback receiver listening on %s:%d", host, self.callback_server.port
-                    )
+                await self.start(resume=resume)
         except BaseException:
             await self._stack.aclose()
             raise
         return self
+
+    async def start(self, *, resume: bool = True) -> None:
+        """Start the engine (resuming unfinished jobs) and, if configured, the callback server."""
+        s = self.settings
+        await self.engine.start(resume=resume)
+        self._stack.push_async_callback(self.engine.stop)
+        if s.callback_public_url:
+            host, port = s.callback_host_port
+            app = make_app(self.jobs.callback_token, self.engine.wake)
+            self.callback_server = CallbackServer(app, host, port)
+            await self.callback_server.start()
+            self._stack.push_async_callback(self.callback_server.stop)
+            log.info("callback receiver listening on %s:%d", host, self.callback_server.port)
 
     async def refresh_schema(self) -> list[str]:
         """Read crun's live schema; its field names win. Unreachable schema: keep the defaults."""

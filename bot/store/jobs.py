@@ -374,6 +374,26 @@ class JobRepository:
             )
         return True
 
+    async def update_target(self, job_id: str, target: Target) -> None:
+        """Targets learn things after submit (e.g. the Discord status message id)."""
+        await self.db.execute(
+            "UPDATE jobs SET target_json = ? WHERE id = ?", (target.to_json(), job_id)
+        )
+
+    async def save_partial_receipt(self, job_id: str, receipt: dict[str, Any]) -> None:
+        """Progress of a multi-part delivery, so a retry skips the parts already sent."""
+        await self.db.execute(
+            "UPDATE jobs SET receipt_json = ? WHERE id = ? AND delivery_state = 'started'",
+            (json.dumps(receipt), job_id),
+        )
+
+    async def recent_for_user(self, user_id: int, limit: int = 10) -> list[Job]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [_row_to_job(r) for r in rows]
+
     async def add_event(self, job_id: str, event: str, detail: str | None, now: float) -> None:
         await self.db.execute(
             "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",

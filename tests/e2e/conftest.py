@@ -9,6 +9,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import discord
 import pytest
 from PIL import Image
 
@@ -49,3 +50,59 @@ def png_bytes() -> Iterator[bytes]:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="PNG")
     yield buf.getvalue()
+
+
+# --- the product bot against both fakes ----------------------------------------------------------
+
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bot.app import WanBot  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from tests.conftest import FAST  # noqa: E402
+from tests.fakes.crun_server import FakeCrun  # noqa: E402
+from tests.fakes.discord_fake import FakeChannel, FakeGuild, FakeMember  # noqa: E402
+
+
+@dataclasses.dataclass
+class WanWorld:
+    """A server with a channel and members, the fake crun, and a way to (re)start the bot."""
+
+    fake: DiscordFake
+    crun: FakeCrun
+    tmp_path: Path
+    guild: FakeGuild
+    channel: FakeChannel
+    alice: FakeMember
+    bob: FakeMember
+    mod: FakeMember
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "discord_token": self.fake.token,
+            "wan_api_key": self.crun.api_key,
+            "wan_api_base": self.crun.base_url,
+            "database_url": f"sqlite:///{self.tmp_path / 'wanbot.sqlite3'}",
+            "allow_http_results": True,
+            "poll_interval_min": 0.02,
+            "poll_interval_max": 0.05,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    def bot(self, **overrides: Any) -> WanBot:
+        config = dataclasses.replace(FAST, **overrides.pop("engine", {}))
+        return WanBot(self.settings(**overrides), engine_config=config)
+
+
+@pytest.fixture
+async def wan(discord_fake: DiscordFake, tmp_path: Path) -> AsyncIterator[WanWorld]:
+    async with FakeCrun() as crun:
+        fake = discord_fake
+        guild = fake.add_guild("Wan Lab")
+        channel = fake.add_channel(guild, "art")
+        alice = fake.add_member(guild, username="alice")
+        bob = fake.add_member(guild, username="bob")
+        mods = fake.add_role(guild, "mods", discord.Permissions(manage_messages=True).value)
+        mod = fake.add_member(guild, username="mod", roles=[mods])
+        yield WanWorld(fake, crun, tmp_path, guild, channel, alice, bob, mod)

@@ -1,0 +1,108 @@
+"""What the cogs call: start jobs and derive follow-up jobs (reroll, upscale, vary, edit).
+
+Discord-free: it works on user ids and job ids, so it is tested without Discord.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from bot.domain.models import (
+    GenerationRequest,
+    ImageRef,
+    ImageSource,
+    Job,
+    Mode,
+    Resolution,
+    Target,
+)
+from bot.domain.validation import SEED_MAX
+from bot.errors import InvalidInput
+from bot.jobs.engine import JobEngine
+from bot.store.jobs import JobRepository
+
+
+class GenerationService:
+    def __init__(
+        self, engine: JobEngine, jobs: JobRepository, *, rng: random.Random | None = None
+    ) -> None:
+        self.engine = engine
+        self.jobs = jobs
+        self._rng = rng or random.SystemRandom()
+
+    def new_seed(self) -> int:
+        return self._rng.randint(0, SEED_MAX)
+
+    async def submit(
+        self,
+        request: GenerationRequest,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        target: Target,
+        parent_job_id: str | None = None,
+    ) -> Job:
+        """Every job gets a concrete seed, so Info can show it and Upscale can reuse it."""
+        if request.seed is None:
+            request = request.with_seed(self.new_seed())
+        return await self.engine.submit(
+            request,
+            user_id=user_id,
+            guild_id=guild_id,
+            target=target,
+            parent_job_id=parent_job_id,
+        )
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.jobs.get(job_id.strip().lower())
+        if job is None:
+            raise InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+        return job
+
+    # --- follow-ups from a result's buttons ------------------------------------------------------
+
+    def reroll(self, job: Job) -> GenerationRequest:
+        """The same request with a fresh seed."""
+        return job.request.with_seed(self.new_seed())
+
+    def upscale(self, job: Job) -> GenerationRequest:
+        """Re-render at 4K with the same prompt and seed (plain text-to-image only)."""
+        r = job.request
+        if r.mode is not Mode.TEXT_TO_IMAGE:
+            raise InvalidInput(
+                "Upscale to 4K works only for /imagine results: the model renders edits and "
+                "image sets at 2K at most."
+            )
+        if r.resolution is Resolution.R4K:
+            raise InvalidInput("This image is already 4K.")
+        return dataclasses.replace(r, resolution=Resolution.R4K)
+
+    def vary(self, job: Job, image_url: str, index: int) -> GenerationRequest:
+        """A variation of one result image: same prompt, that image as reference, new seed."""
+        return GenerationRequest(
+            prompt=job.request.prompt,
+            mode=Mode.EDIT,
+            images=(ImageRef(ImageSource.UPLOAD_URL, image_url, name=f"image {index}"),),
+            resolution=_edit_resolution(job.request.resolution),
+            n=1,
+            seed=self.new_seed(),
+            watermark=job.request.watermark,
+        )
+
+    def edit(self, job: Job, image_url: str, index: int, prompt: str) -> GenerationRequest:
+        """Edit one result image with a new instruction; the result becomes the reference."""
+        return GenerationRequest(
+            prompt=prompt,
+            mode=Mode.EDIT,
+            images=(ImageRef(ImageSource.UPLOAD_URL, image_url, name=f"image {index}"),),
+            resolution=_edit_resolution(job.request.resolution),
+            n=1,
+            seed=self.new_seed(),
+            watermark=job.request.watermark,
+        )
+
+
+def _edit_resolution(resolution: Resolution | None) -> Resolution | None:
+    # Edits render at 2K at most.
+    return Resolution.R2K if resolution is Resolution.R4K else resolution

@@ -1,0 +1,5 @@
+-- Small key/value facts about the installation (e.g. the hash of the last synced command tree).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,0 +1,178 @@
+"""Embeds for every state a job can be in. Text from users is escaped and clipped to Discord's
+limits; embeds never ping anyone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import discord
+
+from bot.domain.models import GenerationRequest, Job, JobStatus, Mode, ResultImage
+from bot.domain.validation import effective_resolution
+from bot.jobs.delivery import Progress, ProgressKind
+
+BRAND = discord.Colour.from_rgb(88, 101, 242)
+OK = discord.Colour.green()
+WARN = discord.Colour.orange()
+FAIL = discord.Colour.red()
+
+PROMPT_PREVIEW = 700  # characters of the prompt shown on result and status embeds
+
+MODE_TITLES = {
+    Mode.TEXT_TO_IMAGE: "Imagine",
+    Mode.EDIT: "Edit",
+    Mode.IMAGE_SET: "Image set",
+}
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_prompt(prompt: str, limit: int = PROMPT_PREVIEW) -> str:
+    """Escaped so prompt markdown cannot restyle or break the embed."""
+    escaped = discord.utils.escape_markdown(discord.utils.escape_mentions(prompt))
+    return clip(escaped, limit)
+
+
+def ts(unix: float, style: str = "R") -> str:
+    return f"<t:{int(unix)}:{style}>"
+
+
+def footer(job: Job, part: int | None = None, parts: int | None = None) -> str:
+    text = f"job {job.id}"
+    if part is not None and parts and parts > 1:
+        text += f" · part {part}/{parts}"
+    return text
+
+
+def _settings_line(job: Job) -> str:
+    r = job.request
+    bits = [effective_resolution(r).value, f"{r.n} image{'s' if r.n != 1 else ''}"]
+    if r.aspect_ratio:
+        bits.append(r.aspect_ratio)
+    if r.images:
+        bits.append(f"{len(r.images)} reference{'s' if len(r.images) != 1 else ''}")
+    if r.thinking:
+        bits.append("thinking")
+    if r.seed is not None:
+        bits.append(f"seed {r.seed}")
+    return " · ".join(bits)
+
+
+def preparing_embed(request: GenerationRequest) -> discord.Embed:
+    embed = discord.Embed(title=f"{MODE_TITLES[request.mode]}: starting", colour=BRAND)
+    embed.description = f"⏳ Checking your request…\n\n> {safe_prompt(request.prompt, 300)}"
+    return embed
+
+
+def status_embed(job: Job, progress: Progress, *, now: float | None = None) -> discord.Embed:
+    now = time.time() if now is None else now
+    title = MODE_TITLES[job.request.mode]
+    if progress.kind is ProgressKind.QUEUED:
+        where = f"#{progress.queue_position} in line" if progress.queue_position else "in line"
+        state = f"⏳ Queued ({where})"
+        colour = BRAND
+    elif progress.kind is ProgressKind.SLOW:
+        state = "🐢 Taking longer than usual. You will be pinged when it is done."
+        colour = WARN
+    else:
+        state = "🎨 Rendering"
+        colour = BRAND
+        started = job.submitted_at or job.created_at
+        state += f", started {ts(started)}"
+        if progress.eta and progress.eta > now:
+            state += f", ready {ts(progress.eta)}"
+    embed = discord.Embed(title=f"{title}: working on it", colour=colour)
+    embed.description = f"{state}\n\n> {safe_prompt(job.request.prompt, 300)}"
+    embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+    embed.set_footer(text=footer(job))
+    return embed
+
+
+def result_embed(
+    job: Job, images: Sequence[ResultImage], *, part: int = 1, parts: int = 1
+) -> discord.Embed:
+    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]} ✓", colour=OK)
+    embed.description = safe_prompt(job.request.prompt)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    if job.request.seed is not None:
+        embed.add_field(name="Seed", value=str(job.request.seed), inline=True)
+    if images:
+        sizes = sorted({f"{i.width}×{i.height}" for i in images})
+        embed.add_field(name="Size", value=", ".join(sizes), inline=True)
+    if job.submitted_at and job.finished_at:
+        embed.add_field(
+            name="Took", value=f"{max(0.0, job.finished_at - job.submitted_at):.0f} s", inline=True
+        )
+    if any(i.reencoded for i in images):
+        embed.add_field(
+            name="Note",
+            value="Some images were compressed to fit this server's upload limit.",
+            inline=False,
+        )
+    embed.set_footer(text=footer(job, part, parts))
+    return embed
+
+
+def done_embed(job: Job, jump_url: str | None) -> discord.Embed:
+    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]}: done", colour=OK)
+    where = f"[Jump to the result]({jump_url})" if jump_url else "The result is below."
+    embed.description = f"{where}\n\n> {safe_prompt(job.request.prompt, 300)}"
+    embed.set_footer(text=footer(job))
+    return embed
+
+
+def failure_embed(job: Job, message: str) -> discord.Embed:
+    uncertain = job.status is JobStatus.UNCERTAIN
+    embed = discord.Embed(
+        title="Not sure it started" if uncertain else "Could not make this image",
+        colour=WARN if uncertain else FAIL,
+    )
+    embed.description = f"{clip(message, 1500)}\n\n> {safe_prompt(job.request.prompt, 300)}"
+    embed.set_footer(text=footer(job))
+    return embed
+
+
+def info_embed(job: Job) -> discord.Embed:
+    r = job.request
+    embed = discord.Embed(title=f"Job {job.id}", colour=BRAND)
+    embed.description = safe_prompt(r.prompt, 3500)
+    embed.add_field(name="Mode", value=r.mode.value, inline=True)
+    embed.add_field(name="Status", value=job.status.value, inline=True)
+    embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Created", value=ts(job.created_at, "f"), inline=True)
+    if job.finished_at:
+        embed.add_field(name="Finished", value=ts(job.finished_at, "f"), inline=True)
+    if job.credits is not None:
+        embed.add_field(name="Credits", value=f"{job.credits:g}", inline=True)
+    if job.error_message:
+        embed.add_field(name="Problem", value=clip(job.error_message, 1024), inline=False)
+    if job.parent_job_id:
+        embed.add_field(name="Made from", value=f"job {job.parent_job_id}", inline=True)
+    embed.set_footer(text=f"task {job.task_id}" if job.task_id else "not submitted yet")
+    return embed
+
+
+HELP_TEXT = (
+    "**/imagine** `prompt` - make pictures from text. Options: resolution (1K, 2K, 4K), "
+    "aspect_ratio, count (1-4), thinking (better composition, slower), seed, watermark.\n"
+    "**/edit** `prompt` `image` [image2 … image9] - change pictures. Refer to them as "
+    '"image 1", "image 2" in the prompt: *"put the hat from image 2 on the cat in image 1"*.\n'
+    "**/imageset** `prompt` - a coherent series of 2-12 pictures: *"
+    '"four-panel comic: a cat learns to ski"*.\n'
+    "**Right-click a message → Apps → Edit with Wan** - edit every image in that message.\n"
+    "**Reply to a message with images and mention me** with an instruction to edit them.\n"
+    "**Buttons** under every result: Reroll, Upscale 4K, Edit, Vary, Info, Delete.\n"
+    "**/wan info** `job_id` - the full prompt and settings of a job.\n\n"
+    "Limits: prompts up to 5,000 characters; up to 9 input images (PNG, JPEG, WEBP or BMP, "
+    "240-8000 px a side, at most 20 MB); 4K and thinking only for plain /imagine."
+)
+
+
+def help_embed() -> discord.Embed:
+    embed = discord.Embed(title="Wan 2.7 Image Pro", colour=BRAND, description=HELP_TEXT)
+    embed.set_footer(text="Results are posted in the channel; only you see error messages.")
+    return embed

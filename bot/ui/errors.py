@@ -1,0 +1,76 @@
+"""One error handler for every app command and component: ephemeral, friendly, with a reference.
+
+Users see the user message of a UserFacingError, or a generic sentence with a short reference id;
+the log gets the whole exception under the same id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from bot.errors import UserFacingError
+from bot.ui.flow import STATUS_MESSAGE
+from bot.ui.sink import NO_PINGS
+
+log = logging.getLogger(__name__)
+
+
+async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Works whether the interaction was answered, deferred publicly, or has expired."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(
+                message, ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        if interaction.extras.pop(STATUS_MESSAGE, False):
+            # A public "thinking…" message exists; the first followup would inherit its
+            # visibility, so remove it and answer privately.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:
+        log.warning("could not tell user %s about an error (%s)", interaction.user.id, exc)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The message for errors we expect; None for bugs."""
+    if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
+        error = error.__cause__ or error
+    if isinstance(error, UserFacingError):
+        return error.user_message
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the " + ", ".join(error.missing_permissions) + " permission for this."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works only in a server."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use this command here."
+    return None
+
+
+async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
+    message = user_message(error)
+    if message is None:
+        ref = secrets.token_hex(3)
+        original = getattr(error, "original", error)
+        log.error(
+            "unexpected error (ref %s) for user %s in channel %s",
+            ref,
+            interaction.user.id,
+            interaction.channel_id,
+            exc_info=original,
+        )
+        message = (
+            f"Something went wrong on our side (reference `{ref}`). Please try again; if it "
+            "keeps happening, tell a server admin and quote the reference."
+        )
+    else:
+        log.info("user %s: %s", interaction.user.id, message)
+    await reply_ephemeral(interaction, message)

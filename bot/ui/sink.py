@@ -1,0 +1,271 @@
+"""Delivers job outcomes to Discord, exactly once.
+
+Progress is shown on the job's status message: through the interaction webhook while its token is
+valid (14 minutes), then through the channel endpoint (the bot owns the message). Results are
+posted as new channel messages (files, never just links) with a nonce Discord deduplicates; a
+retry after a crash first looks for a message already carrying the job's footer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import discord
+
+from bot.domain.models import Job, ResultImage
+from bot.jobs.delivery import DeliveryGone, Outcome, Progress
+from bot.media import fit_image_async
+from bot.store.jobs import JobRepository
+from bot.ui import embeds
+from bot.ui.target import DiscordTarget
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+MAX_FILES = 10  # Discord's attachments per message
+
+ViewFactory = Callable[[Job, int], discord.ui.View | None]
+
+# Discord JSON error codes that mean "this target is gone for good".
+UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, MISSING_ACCESS, MISSING_PERMISSIONS = 10003, 10008, 50001, 50013
+FILE_TOO_LARGE = 40005
+
+
+def split_parts(images: Sequence[ResultImage]) -> list[list[ResultImage]]:
+    """At most 10 files a message, split evenly (12 -> 6 + 6, not 10 + 2)."""
+    n = len(images)
+    if n <= MAX_FILES:
+        return [list(images)]
+    parts = -(-n // MAX_FILES)
+    size = -(-n // parts)
+    return [list(images[i : i + size]) for i in range(0, n, size)]
+
+
+def ping_only(user_id: int) -> discord.AllowedMentions:
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
+    )
+
+
+class DiscordSink:
+    kind = "discord"
+
+    def __init__(
+        self,
+        client: discord.Client,
+        jobs: JobRepository,
+        *,
+        view_factory: ViewFactory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.jobs = jobs
+        self.view_factory = view_factory
+        self.clock = clock
+
+    def upload_limit(self, job: Job) -> int:
+        return DiscordTarget.of(job).upload_limit
+
+    # --- progress ----------------------------------------------------------------------------
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        target = DiscordTarget.of(job)
+        await self._edit_status(job, target, embed=embeds.status_embed(job, progress))
+
+    async def _edit_status(self, job: Job, target: DiscordTarget, *, embed: discord.Embed) -> bool:
+        """Edit the status message by whichever route still works. Best effort."""
+        try:
+            if target.token_valid(self.clock()):
+                assert target.application_id is not None and target.interaction_token
+                hook = discord.Webhook.partial(
+                    target.application_id, target.interaction_token, client=self.client
+                )
+                if target.status_message_id is not None:
+                    await hook.edit_message(
+                        target.status_message_id, embed=embed, allowed_mentions=NO_PINGS
+                    )
+                    return True
+            if target.status_message_id is not None:
+                channel = self._channel(target)
+                await channel.get_partial_message(target.status_message_id).edit(
+                    embed=embed, allowed_mentions=NO_PINGS
+                )
+                return True
+        except discord.HTTPException as exc:
+            log.info("job %s: status message not updated (%s)", job.id, exc)
+        return False
+
+    def _channel(self, target: DiscordTarget) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    async def deliver(self, outcome: Outcome) -> dict[str, Any]:
+        job = outcome.job
+        target = DiscordTarget.of(job)
+        if not outcome.ok:
+            return await self._deliver_failure(job, target, outcome.error_message or "")
+        receipt: dict[str, Any] = dict(job.receipt or {})
+        sent: dict[str, int] = dict(receipt.get("parts", {}))
+        parts = split_parts(outcome.images)
+        for number, images in enumerate(parts, start=1):
+            key = str(number)
+            if key in sent:
+                continue  # delivered before a crash
+            message_id = await self._find_existing(job, target, number, len(parts))
+            if message_id is None:
+                message_id = await self._send_part(job, target, images, number, len(parts))
+            sent[key] = message_id
+            receipt["parts"] = sent
+            await self.jobs.save_partial_receipt(job.id, receipt)
+        first = sent.get("1")
+        jump = self._jump_url(target, first) if first else None
+        await self._edit_status(job, target, embed=embeds.done_embed(job, jump))
+        receipt["channel_id"] = target.channel_id
+        return receipt
+
+    def _jump_url(self, target: DiscordTarget, message_id: int) -> str:
+        guild = target.guild_id or "@me"
+        return f"https://discord.com/channels/{guild}/{target.channel_id}/{message_id}"
+
+    async def _send_part(
+        self,
+        job: Job,
+        target: DiscordTarget,
+        images: list[ResultImage],
+        number: int,
+        parts: int,
+    ) -> int:
+        embed = embeds.result_embed(job, images, part=number, parts=parts)
+        last = number == parts
+        view = self.view_factory(job, len(job.result_urls)) if last and self.view_factory else None
+        reference = None
+        if number == 1 and (target.status_message_id or target.reply_to_message_id):
+            reference = discord.MessageReference(
+                message_id=target.status_message_id or target.reply_to_message_id or 0,
+                channel_id=target.channel_id,
+                fail_if_not_exists=False,
+            )
+        for attempt in range(2):
+            files = [
+                discord.File(io.BytesIO(i.data), filename=i.filename, spoiler=target.spoiler)
+                for i in images
+            ]
+            kwargs: dict[str, Any] = {
+                "content": f"<@{job.user_id}>" if number == 1 else None,
+                "embed": embed,
+                "files": files,
+                "allowed_mentions": ping_only(job.user_id),
+                "nonce": f"{job.id}-{number}",  # discord.py adds enforce_nonce: Discord dedups
+            }
+            if view is not None:
+                kwargs["view"] = view
+            if reference is not None:
+                kwargs["reference"] = reference
+            try:
+                message = await self._channel(target).send(**kwargs)
+            except discord.HTTPException as exc:
+                if exc.code == FILE_TOO_LARGE and attempt == 0:
+                    # The guild's limit is lower than the interaction said: halve and retry.
+                    images = await _refit(images, target.upload_limit // 2)
+                    continue
+                if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
+                    fallback = await self._followup(job, target, kwargs)
+                    if fallback is not None:
+                        return fallback
+                    raise DeliveryGone(
+                        f"cannot post in channel {target.channel_id}: {exc}"
+                    ) from exc
+                raise
+            return message.id
+        raise DeliveryGone("the result does not fit this channel's upload limit")
+
+    async def _followup(
+        self, job: Job, target: DiscordTarget, kwargs: dict[str, Any]
+    ) -> int | None:
+        """The channel refused us; an interaction followup needs no channel permission."""
+        if not target.token_valid(self.clock()):
+            return None
+        assert target.application_id is not None and target.interaction_token
+        hook = discord.Webhook.partial(
+            target.application_id, target.interaction_token, client=self.client
+        )
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("nonce", "reference")}
+        for f in kwargs.get("files", []):
+            f.reset()
+        try:
+            message = await hook.send(wait=True, **kwargs)
+        except discord.HTTPException as exc:
+            log.warning("job %s: followup fallback failed too (%s)", job.id, exc)
+            return None
+        return message.id
+
+    async def _find_existing(
+        self, job: Job, target: DiscordTarget, number: int, parts: int
+    ) -> int | None:
+        """After a crash mid-send, a message for this part may already exist: find it."""
+        if job.delivery_attempts <= 1:
+            return None
+        marker = embeds.footer(job, number, parts)
+        me = self.client.user
+        after = discord.Object(
+            discord.utils.time_snowflake(_utc(job.finished_at or job.created_at))
+        )
+        try:
+            async for message in self._channel(target).history(limit=50, after=after):
+                if me is not None and message.author.id != me.id:
+                    continue
+                if any((e.footer.text or "") == marker for e in message.embeds):
+                    log.info("job %s: part %d was already posted", job.id, number)
+                    return message.id
+        except discord.HTTPException as exc:
+            log.info("job %s: cannot read history to dedupe (%s); relying on nonce", job.id, exc)
+        return None
+
+    async def _deliver_failure(
+        self, job: Job, target: DiscordTarget, message: str
+    ) -> dict[str, Any]:
+        embed = embeds.failure_embed(job, message)
+        if await self._edit_status(job, target, embed=embed):
+            return {"failure": "status-edited"}
+        try:
+            sent = await self._channel(target).send(
+                content=f"<@{job.user_id}>",
+                embed=embed,
+                allowed_mentions=ping_only(job.user_id),
+                nonce=f"{job.id}-f",
+            )
+        except discord.HTTPException as exc:
+            if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
+                raise DeliveryGone(str(exc)) from exc
+            raise
+        return {"failure": "posted", "message_id": sent.id}
+
+
+async def _refit(images: list[ResultImage], limit: int) -> list[ResultImage]:
+    out = []
+    for img in images:
+        fitted = await fit_image_async(img.data, limit)
+        stem = img.filename.rsplit(".", 1)[0]
+        out.append(
+            ResultImage(
+                index=img.index,
+                data=fitted.data,
+                filename=f"{stem}{fitted.ext}",
+                content_type=fitted.content_type,
+                width=fitted.width,
+                height=fitted.height,
+                source_url=img.source_url,
+                reencoded=img.reencoded or fitted.reencoded,
+            )
+        )
+    return out
+
+
+def _utc(unix: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix - 5, tz=dt.UTC)  # 5 s of slack for clock skew

@@ -1,0 +1,53 @@
+"""/imagine: text-to-image."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain.models import GenerationRequest, Mode, Resolution
+from bot.domain.validation import MAX_N, SEED_MAX
+from bot.ui.flow import JobContext, begin_job
+
+AspectRatio = Literal["1:1", "16:9", "4:3", "21:9", "3:4", "9:16", "8:1", "1:8"]
+
+
+class ImagineCog(commands.Cog):
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    @app_commands.command(name="imagine", description="Make pictures from a text prompt")
+    @app_commands.describe(
+        prompt="What to draw (up to 5,000 characters)",
+        resolution="1K, 2K (default) or 4K",
+        aspect_ratio="Shape of the picture",
+        count="How many pictures (1-4)",
+        thinking="Let the model plan the composition first (slower, often better)",
+        seed="Same seed + same prompt = similar picture",
+        watermark="Add an 'AI generated' mark",
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 5000],
+        resolution: Literal["1K", "2K", "4K"] | None = None,
+        aspect_ratio: AspectRatio | None = None,
+        count: app_commands.Range[int, 1, MAX_N] = 1,
+        thinking: bool | None = None,
+        seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+        watermark: bool = False,
+    ) -> None:
+        request = GenerationRequest(
+            prompt=prompt,
+            mode=Mode.TEXT_TO_IMAGE,
+            resolution=Resolution(resolution) if resolution else None,
+            aspect_ratio=aspect_ratio,
+            n=count,
+            thinking=thinking,
+            seed=seed,
+            watermark=watermark,
+        )
+        await begin_job(interaction, self.ctx, request)

@@ -1,0 +1,39 @@
+"""/wan help and /wan info."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InvalidInput
+from bot.ui import embeds
+from bot.ui.flow import JobContext
+from bot.ui.sink import NO_PINGS
+
+
+class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan image generation"):
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        super().__init__()
+
+    @app_commands.command(name="help", description="What the bot can do, with examples")
+    async def help(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            embed=embeds.help_embed(), ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="info", description="Full prompt and settings of a job")
+    @app_commands.describe(job_id="The id in a result's footer, e.g. k7v3m2q9ta")
+    async def info(
+        self, interaction: discord.Interaction, job_id: app_commands.Range[str, 1, 32]
+    ) -> None:
+        job = await self.ctx.service.get(job_id)
+        # Jobs from other servers or DMs are private to their requester.
+        if job.user_id != interaction.user.id and (
+            job.guild_id is None or job.guild_id != interaction.guild_id
+        ):
+            raise InvalidInput(f"There is no job `{job_id[:32]}` in this server.")
+        await interaction.response.send_message(
+            embed=embeds.info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS
+        )
