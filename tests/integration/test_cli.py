@@ -14,7 +14,11 @@ import pytest
 from PIL import Image
 
 from tests.fakes.crun_server import FakeCrun
+from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Result:
@@ -34,16 +38,22 @@ def cli_env(crun: FakeCrun, tmp_path: Path, **extra: str) -> dict[str, str]:
         POLL_INTERVAL_MIN="0.05",
         POLL_INTERVAL_MAX="0.1",
         LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),  # so `-m tests.fakes.run_wanbot` resolves from any cwd
     )
     env.update(extra)
     return env
 
 
-async def start(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:
+async def start(
+    env: dict[str, str], cwd: Path, *args: str, discord: DiscordFake | None = None
+) -> asyncio.subprocess.Process:
+    """``wanbot ARGS`` as a subprocess; with ``discord``, its discord.py talks to that fake."""
+    entry = ["-m", "bot"]
+    if discord is not None:
+        entry = ["-m", "tests.fakes.run_wanbot", discord.base_url, discord.gateway_url, "--"]
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "bot",
+        *entry,
         *args,
         env=env,
         cwd=cwd,
@@ -185,7 +195,7 @@ async def test_migrate_creates_the_database(crun: FakeCrun, tmp_path: Path) -> N
 async def test_interrupted_generate_is_finished_by_run(crun: FakeCrun, tmp_path: Path) -> None:
     """Ctrl-C leaves the job in the store; `wanbot run` resumes it and writes the files."""
     crun.task_latency = None  # the task waits until we finish it
-    env = cli_env(crun, tmp_path, DISCORD_TOKEN="x", LOG_LEVEL="INFO")
+    env = cli_env(crun, tmp_path, LOG_LEVEL="INFO")
     gen = await start(env, tmp_path, "generate", "a quiet harbour", "--out", "later")
     await wait_until(lambda: len(crun.tasks) == 1, timeout=30, what="the task to be created")
     gen.send_signal(signal.SIGINT)
@@ -195,15 +205,22 @@ async def test_interrupted_generate_is_finished_by_run(crun: FakeCrun, tmp_path:
     task_id = next(iter(crun.tasks))
     crun.finish(task_id)
 
-    run = await start(env, tmp_path, "run")
-    out_dir = tmp_path / "later"
-    await wait_until(lambda: any(out_dir.glob("*.png")), timeout=30, what="the resumed job's file")
-    run.send_signal(signal.SIGTERM)
-    _, err = await asyncio.wait_for(run.communicate(), 30)
+    async with DiscordFake() as fake:
+        fake.add_guild("Wan Lab")
+        env["DISCORD_TOKEN"] = fake.token
+        run = await start(env, tmp_path, "run", discord=fake)
+        out_dir = tmp_path / "later"
+        await wait_until(
+            lambda: any(out_dir.glob("*.png")), timeout=30, what="the resumed job's file"
+        )
+        await wait_until(lambda: fake.command_syncs == 1, timeout=30, what="command sync")
+        run.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(run.communicate(), 30)
     assert run.returncode == 0, err.decode()
     assert crun.calls["create"] == 1  # resumed, never resubmitted
     assert len(list(out_dir.glob("*.png"))) == 1
     assert crun.api_key.encode() not in err
+    assert fake.token.encode() not in err
 
 
 def _free_port() -> int:
