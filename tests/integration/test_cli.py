@@ -17,7 +17,6 @@ from tests.fakes.crun_server import FakeCrun
 from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
