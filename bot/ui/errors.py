@@ -28,12 +28,18 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
                 message, ephemeral=True, allowed_mentions=NO_PINGS
             )
             return
-        if interaction.extras.pop(STATUS_MESSAGE, False):
-            # A public "thinking…" message exists; the first followup would inherit its
-            # visibility, so remove it and answer privately.
+        public_status = interaction.extras.pop(STATUS_MESSAGE, False)
+        if public_status:
+            # A public "thinking…" message exists and the first followup would replace it,
+            # inheriting its visibility. Resolve it first, answer privately, then remove it.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(
+                    content="Request not started.", embed=None, attachments=[], view=None
+                )
+        await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
+        if public_status:
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
-        await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
     except discord.HTTPException as exc:
         log.warning("could not tell user %s about an error (%s)", interaction.user.id, exc)
 

@@ -29,11 +29,17 @@ log = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
 MAX_FILES = 10  # Discord's attachments per message
 
+TOO_LARGE_MESSAGE = (
+    "The images were made, but even compressed they are larger than this channel accepts. "
+    "Ask an admin about the server's upload limit, or try a lower resolution."
+)
+
 ViewFactory = Callable[[Job, int], discord.ui.View | None]
 
 # Discord JSON error codes that mean "this target is gone for good".
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, MISSING_ACCESS, MISSING_PERMISSIONS = 10003, 10008, 50001, 50013
 FILE_TOO_LARGE = 40005
+REFIT_ATTEMPTS = 6  # on 413, halve the size this many times (10 MiB -> 160 KiB) before giving up
 
 
 def split_parts(images: Sequence[ResultImage]) -> list[list[ResultImage]]:
@@ -50,6 +56,10 @@ def ping_only(user_id: int) -> discord.AllowedMentions:
     return discord.AllowedMentions(
         everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
     )
+
+
+class TooLarge(Exception):
+    """Even heavily compressed, the images do not fit this channel's upload limit."""
 
 
 class DiscordSink:
@@ -79,26 +89,31 @@ class DiscordSink:
 
     async def _edit_status(self, job: Job, target: DiscordTarget, *, embed: discord.Embed) -> bool:
         """Edit the status message by whichever route still works. Best effort."""
-        try:
-            if target.token_valid(self.clock()):
-                assert target.application_id is not None and target.interaction_token
-                hook = discord.Webhook.partial(
-                    target.application_id, target.interaction_token, client=self.client
+        if target.status_message_id is None:
+            return False
+        if target.token_valid(self.clock()):
+            assert target.application_id is not None and target.interaction_token
+            hook = discord.Webhook.partial(
+                target.application_id, target.interaction_token, client=self.client
+            )
+            try:
+                await hook.edit_message(
+                    target.status_message_id, embed=embed, allowed_mentions=NO_PINGS
                 )
-                if target.status_message_id is not None:
-                    await hook.edit_message(
-                        target.status_message_id, embed=embed, allowed_mentions=NO_PINGS
-                    )
-                    return True
-            if target.status_message_id is not None:
-                channel = self._channel(target)
-                await channel.get_partial_message(target.status_message_id).edit(
-                    embed=embed, allowed_mentions=NO_PINGS
-                )
+            except discord.HTTPException as exc:
+                # Expired early or revoked: the bot's own channel route may still work.
+                log.info("job %s: webhook edit failed (%s); trying the channel", job.id, exc)
+            else:
                 return True
+        try:
+            channel = self._channel(target)
+            await channel.get_partial_message(target.status_message_id).edit(
+                embed=embed, allowed_mentions=NO_PINGS
+            )
         except discord.HTTPException as exc:
             log.info("job %s: status message not updated (%s)", job.id, exc)
-        return False
+            return False
+        return True
 
     def _channel(self, target: DiscordTarget) -> discord.PartialMessageable:
         return self.client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
@@ -119,7 +134,12 @@ class DiscordSink:
                 continue  # delivered before a crash
             message_id = await self._find_existing(job, target, number, len(parts))
             if message_id is None:
-                message_id = await self._send_part(job, target, images, number, len(parts))
+                try:
+                    message_id = await self._send_part(job, target, images, number, len(parts))
+                except TooLarge:
+                    log.warning("job %s: result does not fit the upload limit", job.id)
+                    failure = await self._deliver_failure(job, target, TOO_LARGE_MESSAGE)
+                    return {**receipt, **failure}
             sent[key] = message_id
             receipt["parts"] = sent
             await self.jobs.save_partial_receipt(job.id, receipt)
@@ -151,7 +171,8 @@ class DiscordSink:
                 channel_id=target.channel_id,
                 fail_if_not_exists=False,
             )
-        for attempt in range(2):
+        limit = target.upload_limit
+        for attempt in range(REFIT_ATTEMPTS + 1):
             files = [
                 discord.File(io.BytesIO(i.data), filename=i.filename, spoiler=target.spoiler)
                 for i in images
@@ -170,9 +191,12 @@ class DiscordSink:
             try:
                 message = await self._channel(target).send(**kwargs)
             except discord.HTTPException as exc:
-                if exc.code == FILE_TOO_LARGE and attempt == 0:
-                    # The guild's limit is lower than the interaction said: halve and retry.
-                    images = await _refit(images, target.upload_limit // 2)
+                too_large = exc.code == FILE_TOO_LARGE or exc.status == 413
+                if too_large and attempt < REFIT_ATTEMPTS:
+                    # The channel's limit is lower than we were told: halve and retry.
+                    limit //= 2
+                    log.info("job %s: upload too large; refitting under %d bytes", job.id, limit)
+                    images = await _refit(images, limit)
                     continue
                 if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
                     fallback = await self._followup(job, target, kwargs)

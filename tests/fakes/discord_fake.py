@@ -2800,7 +2800,17 @@ class DiscordFake:
     async def _r_edit_message(self, req: RecordedRequest, channel_id: str, message_id: str) -> JSON:
         channel = self._channel(channel_id)
         msg = self.get_message(channel.id, int(message_id))
-        if msg.author.id != self.bot_user.id or msg.webhook_id is not None:
+        if msg.ephemeral:
+            # Ephemeral interaction responses are invisible to the channel endpoints.
+            raise ApiError(404, E_UNKNOWN_MESSAGE, "Unknown Message")
+        # A non-ephemeral interaction response is the bot's own message: after the token expires
+        # the bot can still edit it through the channel endpoint (discord-api-docs #3090).
+        own_response = (
+            msg.webhook_id == self.application_id
+            and msg.interaction_metadata is not None
+            and not msg.loading
+        )
+        if msg.author.id != self.bot_user.id or (msg.webhook_id is not None and not own_response):
             body = req.json or {}
             if set(body) - {"flags"}:
                 raise ApiError(
