@@ -119,3 +119,11 @@ async def test_commands_sync_only_when_changed(wan: WanWorld) -> None:
     names = sorted(c["name"] for c in wan.fake.global_commands)
     assert "imagine" in names
     assert "wan" in names
+
+
+async def test_dev_guild_gets_the_commands_instantly(wan: WanWorld) -> None:
+    async with wan.fake.running(wan.bot(dev_guild_id=wan.guild.id)):
+        handle = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "wan help")
+        await handle.wait_response()
+    names = {c["name"] for c in wan.fake.guild_commands[wan.guild.id]}
+    assert {"imagine", "wan"} <= names
