@@ -80,15 +80,7 @@ class GenerationService:
 
     def vary(self, job: Job, image_url: str, index: int) -> GenerationRequest:
         """A variation of one result image: same prompt, that image as reference, new seed."""
-        return GenerationRequest(
-            prompt=job.request.prompt,
-            mode=Mode.EDIT,
-            images=(ImageRef(ImageSource.UPLOAD_URL, image_url, name=f"image {index}"),),
-            resolution=_edit_resolution(job.request.resolution),
-            n=1,
-            seed=self.new_seed(),
-            watermark=job.request.watermark,
-        )
+        return self.edit(job, image_url, index, job.request.prompt)
 
     def edit(self, job: Job, image_url: str, index: int, prompt: str) -> GenerationRequest:
         """Edit one result image with a new instruction; the result becomes the reference."""
