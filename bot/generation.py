@@ -63,8 +63,19 @@ class GenerationService:
     # --- follow-ups from a result's buttons ------------------------------------------------------
 
     def reroll(self, job: Job) -> GenerationRequest:
-        """The same request with a fresh seed."""
-        return job.request.with_seed(self.new_seed())
+        """The same request with a fresh seed.
+
+        Inputs already uploaded to crun are reused by their crun URL: the Discord attachment
+        URLs the first run used expire after about a day.
+        """
+        request = job.request.with_seed(self.new_seed())
+        if job.uploaded_urls and len(job.uploaded_urls) == len(request.images):
+            images = tuple(
+                ImageRef(ImageSource.URL, url, name=ref.name)
+                for ref, url in zip(request.images, job.uploaded_urls, strict=True)
+            )
+            request = dataclasses.replace(request, images=images)
+        return request
 
     def upscale(self, job: Job) -> GenerationRequest:
         """Re-render at 4K with the same prompt and seed (plain text-to-image only)."""

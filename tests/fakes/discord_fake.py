@@ -142,6 +142,7 @@ BOT_TASK_PREFIXES = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch",
     "discord-ui-modal-dispatch",
+    "discord-ui-dynamic-item-",
     "discord.py: on_",
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -75,3 +76,16 @@ def test_vary_and_edit_use_the_chosen_image_as_the_only_reference(
     edit = service.edit(four_k, "https://cdn/x.png", 2, "make it night")
     assert edit.prompt == "make it night"
     assert edit.n == 1
+
+
+def test_reroll_of_an_edit_reuses_the_uploaded_inputs(service: GenerationService) -> None:
+    edit = GenerationRequest(
+        prompt="x",
+        mode=Mode.EDIT,
+        images=(
+            ImageRef(ImageSource.UPLOAD_URL, "https://cdn.discordapp.com/a.png?ex=1", "a.png"),
+        ),
+    )
+    done = dataclasses.replace(job(edit), uploaded_urls=("https://crun/files/u1.png",))
+    again = service.reroll(done)
+    assert again.images == (ImageRef(ImageSource.URL, "https://crun/files/u1.png", "a.png"),)
