@@ -37,7 +37,9 @@ class WanBot(commands.Bot):
         intents.members = False
         intents.presences = False
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            # No prefix commands: mentions are handled by cogs/mentions.py, and a prefix that
+            # never matches keeps discord.py from parsing every mention as an unknown command.
+            command_prefix=_no_prefix,
             intents=intents,
             help_command=None,
             allowed_mentions=NO_PINGS,
@@ -53,7 +55,12 @@ class WanBot(commands.Bot):
         runtime.engine.sinks[sink.kind] = sink
         runtime.engine.sinks[FileSink.kind] = FileSink()  # jobs left by `wanbot generate`
         service = GenerationService(runtime.engine, runtime.jobs)
-        self.ctx = JobContext(service=service, jobs=runtime.jobs, allow_dms=self.settings.allow_dms)
+        self.ctx = JobContext(
+            service=service,
+            jobs=runtime.jobs,
+            allow_dms=self.settings.allow_dms,
+            fetcher=runtime.fetcher,
+        )
         await load_cogs(self, self.ctx)
         components.register(self, self.ctx)
         self.tree.error(handle_error)
@@ -84,6 +91,10 @@ class WanBot(commands.Bot):
         # The engine goes first: its last deliveries still need Discord's HTTP client.
         await self.runtime.close()
         await super().close()
+
+
+def _no_prefix(_bot: commands.Bot, _message: discord.Message) -> list[str]:
+    return []
 
 
 async def load_cogs(bot: commands.Bot, ctx: JobContext) -> None:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from discord.ext import commands
 
+from cogs.context_menu import ContextMenuCog
+from cogs.edit import EditCog
+from cogs.imageset import ImageSetCog
 from cogs.imagine import ImagineCog
+from cogs.mentions import MentionsCog
 from cogs.wan import WanCog
 
-COGS: list[type[commands.Cog]] = [ImagineCog, WanCog]
+COGS: list[type[commands.Cog]] = [
+    ImagineCog,
+    EditCog,
+    ImageSetCog,
+    ContextMenuCog,
+    MentionsCog,
+    WanCog,
+]

@@ -15,6 +15,7 @@ from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
 from bot.generation import GenerationService
+from bot.media import MediaFetcher
 from bot.store.jobs import JobRepository
 from bot.ui import embeds
 from bot.ui.sink import NO_PINGS
@@ -40,6 +41,8 @@ class JobContext:
     service: GenerationService
     jobs: JobRepository
     allow_dms: bool = True
+    # Downloads input images for checking (the runtime's fetcher). None: the engine's fetcher.
+    fetcher: MediaFetcher | None = None
 
 
 def missing_permissions(perms: discord.Permissions, in_dm: bool) -> list[str]:

@@ -1,0 +1,277 @@
+"""Discord attachments and message images -> checked ``ImageRef``s, before anything is spent.
+
+Two stages, because an interaction must be acknowledged within 3 seconds:
+
+1. ``precheck``: only what Discord already reported (count, byte size, pixel size). No I/O, so
+   it runs before the acknowledgement and most mistakes get an immediate ephemeral answer.
+2. ``verify``: download each image (capped by the fetcher) and check the real bytes: the type is
+   sniffed from the content (a text file named ``.png`` is caught, a PNG named ``.jpg`` passes),
+   then size, sides and ratio again, because Discord's numbers are only a hint.
+
+Every refusal is an ``InvalidInput`` that names the file and says what to do instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import posixpath
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote
+
+import discord
+from yarl import URL
+
+from bot.domain.models import GenerationRequest, ImageRef, ImageSource, Job
+from bot.domain.validation import MAX_INPUT_IMAGES, validate_request
+from bot.errors import InvalidInput, MediaError
+from bot.media import (
+    INPUT_MAX_ASPECT,
+    INPUT_MAX_BYTES,
+    INPUT_MAX_SIDE,
+    INPUT_MIN_SIDE,
+    MediaFetcher,
+    check_input_image_async,
+)
+from bot.ui.flow import JobContext, begin_job, check_channel, defer
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES: Final = MAX_INPUT_IMAGES
+#: Parallel downloads per request: fast enough for 9 images, and at most this many 20 MB
+#: bodies are held in memory at once.
+DOWNLOAD_CONCURRENCY: Final = 3
+_MESSAGE_LIMIT: Final = 1900  # Discord allows 2000 characters; leave room for decoration
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An image Discord told us about, not yet checked."""
+
+    url: str  # what we download (and what the engine downloads again to re-upload)
+    name: str  # the file name the member knows it by
+    size: int | None = None  # bytes, as Discord reported them
+    width: int | None = None
+    height: int | None = None
+    aliases: tuple[str, ...] = ()  # other URLs of the same file (proxy), for de-duplication
+
+    @property
+    def label(self) -> str:
+        """The name as shown in messages: markdown escaped so ``my_cat_.png`` stays literal."""
+        return discord.utils.escape_markdown(self.name) or "the image"
+
+    def ref(self) -> ImageRef:
+        return ImageRef(ImageSource.UPLOAD_URL, self.url, name=self.name)
+
+
+def from_attachment(attachment: discord.Attachment) -> Candidate:
+    return Candidate(
+        url=attachment.url,
+        name=attachment.filename,
+        size=attachment.size,
+        width=attachment.width,
+        height=attachment.height,
+        aliases=(attachment.proxy_url,) if attachment.proxy_url else (),
+    )
+
+
+def _looks_like_image(attachment: discord.Attachment) -> bool:
+    """Which attachments of a message count as "its images". A PDF or a video next to the
+    pictures is skipped rather than refused; anything Discord calls an image is included and
+    then judged by its bytes (so a text file named .png still gets a clear refusal)."""
+    content_type = (attachment.content_type or "").lower()
+    return content_type.startswith("image/") or bool(attachment.width and attachment.height)
+
+
+def _embed_name(url: str, number: int) -> str:
+    try:
+        tail = posixpath.basename(unquote(URL(url).path))
+    except (ValueError, TypeError):
+        tail = ""
+    return tail if "." in tail.strip(".") else f"embedded image {number}"
+
+
+def message_candidates(message: discord.Message) -> list[Candidate]:
+    """Every image of a message, in order: attachments, then embed images and thumbnails.
+
+    The same file often appears twice (an embed showing ``attachment://x.png``, or a link to an
+    uploaded image); it is kept once, at its first position.
+    """
+    found: list[Candidate] = [
+        from_attachment(a) for a in message.attachments if _looks_like_image(a)
+    ]
+    number = 0
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            if not media.url:
+                continue
+            number += 1
+            # Discord's media proxy is a stable, public https host; the original URL can be any
+            # server on the internet. Download from the proxy when there is one.
+            found.append(
+                Candidate(
+                    url=media.proxy_url or media.url,
+                    name=_embed_name(media.url, number),
+                    width=media.width,
+                    height=media.height,
+                    aliases=(media.url, media.proxy_url) if media.proxy_url else (media.url,),
+                )
+            )
+    return dedupe(found)
+
+
+def _key(url: str) -> str:
+    """Signed CDN URLs of one file differ only in their query string."""
+    try:
+        u = URL(url)
+    except (ValueError, TypeError):
+        return url
+    return f"{(u.host or '').lower()}{u.path}"
+
+
+def dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
+    seen: set[str] = set()
+    out: list[Candidate] = []
+    for c in candidates:
+        keys = {_key(u) for u in (c.url, *c.aliases)}
+        if keys & seen:
+            continue
+        seen |= keys
+        out.append(c)
+    return out
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def _size_problem(c: Candidate) -> str | None:
+    if c.size is not None and c.size > INPUT_MAX_BYTES:
+        return (
+            f"{c.label} is {_mb(c.size)}; images must be at most {INPUT_MAX_BYTES // 1_000_000} "
+            "MB. Send a smaller or more compressed image (a JPEG usually is)."
+        )
+    return None
+
+
+def _dimension_problem(c: Candidate) -> str | None:
+    """Every rule the size breaks, in one sentence (a 9000x100 strip breaks all three)."""
+    if not c.width or not c.height:
+        return None  # Discord did not measure it: the download will tell
+    short, long = sorted((c.width, c.height))
+    rules: list[tuple[str, str]] = []
+    if short < INPUT_MIN_SIDE:
+        rules.append((f"each side must be at least {INPUT_MIN_SIDE} px", "Send a larger image."))
+    if long > INPUT_MAX_SIDE:
+        rules.append(
+            (f"each side must be at most {INPUT_MAX_SIDE} px", "Resize it and send it again.")
+        )
+    if long > INPUT_MAX_ASPECT * short:
+        rules.append(
+            (
+                f"the sides may differ by at most {INPUT_MAX_ASPECT}:1 "
+                f"(this one is {long / short:.3g}:1)",
+                "Crop it and send it again.",
+            )
+        )
+    if not rules:
+        return None
+    advice = rules[0][1] if len(rules) == 1 else "Resize or crop it and send it again."
+    broken = "; ".join(rule for rule, _ in rules)
+    return f"{c.label} is {c.width}×{c.height} px; {broken}. {advice}"
+
+
+def _refusal(problems: Sequence[str]) -> InvalidInput:
+    if len(problems) == 1:
+        return InvalidInput(problems[0])
+    text = "These images can't be used:\n" + "\n".join(f"• {p}" for p in problems)
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 1] + "…"
+    return InvalidInput(text, detail=" | ".join(problems))
+
+
+def precheck(candidates: Sequence[Candidate]) -> None:
+    """What Discord already reported: count, bytes, pixels. Raises InvalidInput; no I/O."""
+    if len(candidates) > MAX_IMAGES:
+        raise InvalidInput(
+            f"That's {len(candidates)} images; the model takes at most {MAX_IMAGES} at a time. "
+            f"Post the ones you want to use (up to {MAX_IMAGES}) in a message of their own and "
+            "try again."
+        )
+    problems = [p for c in candidates if (p := _size_problem(c) or _dimension_problem(c))]
+    if problems:
+        raise _refusal(problems)
+
+
+async def _verify_one(c: Candidate, fetcher: MediaFetcher, gate: asyncio.Semaphore) -> str | None:
+    async with gate:
+        try:
+            fetched = await fetcher.fetch(c.url)
+        except MediaError as exc:
+            return f"I couldn't download {c.label}: {exc.user_message}"
+        try:
+            await check_input_image_async(fetched.data, name=c.label)
+        except MediaError as exc:
+            return exc.user_message
+    return None
+
+
+async def verify(candidates: Sequence[Candidate], fetcher: MediaFetcher) -> list[ImageRef]:
+    """Download every image and check its real content. Raises InvalidInput naming each bad
+    file; returns the refs in the given order when all are fine."""
+    gate = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
+    problems = await asyncio.gather(*(_verify_one(c, fetcher, gate) for c in candidates))
+    bad = [p for p in problems if p]
+    if bad:
+        raise _refusal(bad)
+    return [c.ref() for c in candidates]
+
+
+async def check_images(candidates: Sequence[Candidate], fetcher: MediaFetcher) -> list[ImageRef]:
+    """Both stages, for callers without a 3-second deadline between them."""
+    precheck(candidates)
+    return await verify(candidates, fetcher)
+
+
+def input_fetcher(ctx: JobContext) -> MediaFetcher:
+    # Until the app passes its fetcher in, the engine's (the same runtime object) is used.
+    return ctx.fetcher or ctx.service.engine.fetcher
+
+
+# --- the interaction path ----------------------------------------------------------------------
+
+
+async def begin_image_job(
+    interaction: discord.Interaction,
+    ctx: JobContext,
+    request: GenerationRequest,
+    candidates: Sequence[Candidate],
+    *,
+    reply_to_message_id: int | None = None,
+) -> Job:
+    """Like ``flow.begin_job``, with input images checked first.
+
+    Everything that needs no I/O is refused before the acknowledgement (an immediate ephemeral
+    answer). Downloads can take longer than Discord's 3 seconds, so they run after ``defer``;
+    a refusal then still reaches the member privately (the error handler removes the public
+    "thinking…" message and answers with an ephemeral followup).
+    """
+    request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
+    check_channel(interaction, allow_dms=ctx.allow_dms)
+    precheck(candidates)
+    validate_request(request)
+    await defer(interaction)
+    refs = await verify(candidates, input_fetcher(ctx))
+    log.info("user %s: %d input image(s) checked", interaction.user.id, len(refs))
+    return await begin_job(
+        interaction,
+        ctx,
+        dataclasses.replace(request, images=tuple(refs)),
+        reply_to_message_id=reply_to_message_id,
+    )
