@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Sequence
 
 from bot.domain.models import (
     GenerationRequest,
@@ -42,6 +43,7 @@ class GenerationService:
         guild_id: int | None,
         target: Target,
         parent_job_id: str | None = None,
+        role_ids: Sequence[int] = (),
     ) -> Job:
         """Every job gets a concrete seed, so Info can show it and Upscale can reuse it."""
         if request.seed is None:

@@ -45,6 +45,11 @@ class JobContext:
     fetcher: MediaFetcher | None = None
 
 
+def role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:
+    """Role ids for quota overrides (members only; DMs have none)."""
+    return tuple(r.id for r in getattr(user, "roles", ()) if not r.is_default())
+
+
 def missing_permissions(perms: discord.Permissions, in_dm: bool) -> list[str]:
     if in_dm:
         return []
@@ -106,4 +111,5 @@ async def begin_job(
         guild_id=interaction.guild_id,
         target=target.to_target(),
         parent_job_id=parent_job_id,
+        role_ids=role_ids(interaction.user),
     )

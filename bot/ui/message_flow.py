@@ -22,7 +22,7 @@ from bot.errors import InvalidInput
 from bot.jobs.background import TaskGroup
 from bot.ui import embeds, inputs
 from bot.ui.errors import user_message
-from bot.ui.flow import JobContext, missing_permissions
+from bot.ui.flow import JobContext, missing_permissions, role_ids
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import DEFAULT_UPLOAD_LIMIT, DiscordTarget
 
@@ -183,6 +183,7 @@ async def _start(message: discord.Message, ctx: JobContext, me_id: int) -> Job |
             user_id=message.author.id,
             guild_id=target.guild_id,
             target=target.to_target(),
+            role_ids=role_ids(message.author),
         )
     except BaseException:
         with contextlib.suppress(discord.HTTPException):
