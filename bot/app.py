@@ -21,6 +21,7 @@ from bot.ui import components
 from bot.ui.errors import handle_error
 from bot.ui.flow import JobContext
 from bot.ui.sink import NO_PINGS, DiscordSink
+from bot.wan.estimates import CostEstimator
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,18 @@ class WanBot(commands.Bot):
         sink = DiscordSink(self, runtime.jobs, view_factory=components.result_view)
         runtime.engine.sinks[sink.kind] = sink
         runtime.engine.sinks[FileSink.kind] = FileSink()  # jobs left by `wanbot generate`
-        service = GenerationService(runtime.engine, runtime.jobs)
+        service = GenerationService(
+            runtime.engine,
+            runtime.jobs,
+            costs=self.settings.cost_table(),
+            estimator=CostEstimator(runtime.client, runtime.contract),
+        )
         self.ctx = JobContext(
             service=service,
             jobs=runtime.jobs,
             allow_dms=self.settings.allow_dms,
             fetcher=runtime.fetcher,
+            quotas=runtime.quotas,
         )
         await load_cogs(self, self.ctx)
         components.register(self, self.ctx)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.domain.models import (
     GenerationRequest,
@@ -18,19 +18,39 @@ from bot.domain.models import (
     Resolution,
     Target,
 )
-from bot.domain.validation import SEED_MAX
+from bot.domain.quota import CostTable
+from bot.domain.validation import SEED_MAX, validate_request
 from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
 from bot.store.jobs import JobRepository
+from bot.store.quotas import Charge
+
+Estimator = Callable[[GenerationRequest], Awaitable[float | None]]
 
 
 class GenerationService:
     def __init__(
-        self, engine: JobEngine, jobs: JobRepository, *, rng: random.Random | None = None
+        self,
+        engine: JobEngine,
+        jobs: JobRepository,
+        *,
+        costs: CostTable | None = None,
+        estimator: Estimator | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
         self.jobs = jobs
+        self.costs = costs or CostTable()
+        self.estimator = estimator
         self._rng = rng or random.SystemRandom()
+
+    async def cost(self, request: GenerationRequest) -> float:
+        """crun's own estimate when it answers, the local table otherwise."""
+        if self.estimator is not None:
+            estimate = await self.estimator(request)
+            if estimate is not None:
+                return estimate
+        return self.costs.cost(request)
 
     def new_seed(self) -> int:
         return self._rng.randint(0, SEED_MAX)
@@ -48,12 +68,15 @@ class GenerationService:
         """Every job gets a concrete seed, so Info can show it and Upscale can reuse it."""
         if request.seed is None:
             request = request.with_seed(self.new_seed())
+        validate_request(request)  # before the estimate: a bad request costs no API call
+        charge = Charge(await self.cost(request), tuple(role_ids))
         return await self.engine.submit(
             request,
             user_id=user_id,
             guild_id=guild_id,
             target=target,
             parent_job_id=parent_job_id,
+            charge=charge,
         )
 
     async def get(self, job_id: str) -> Job:

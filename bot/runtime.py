@@ -15,6 +15,7 @@ from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
+from bot.store.quotas import QuotaRepository
 from bot.wan.callbacks import CallbackServer, make_app
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
@@ -39,6 +40,7 @@ class Runtime:
         self.db: Database
         self.jobs: JobRepository
         self.meta: MetaRepository
+        self.quotas: QuotaRepository
         self.client: WanClient
         self.fetcher: MediaFetcher
         self.contract = Contract()
@@ -52,6 +54,7 @@ class Runtime:
             self._stack.push_async_callback(self.db.close)
             self.jobs = JobRepository(self.db)
             self.meta = MetaRepository(self.db)
+            self.quotas = QuotaRepository(self.db, s.quota_policy())
             self.client = WanClient(
                 s.api_key(),
                 base_url=s.wan_api_base,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.quota import CostTable, Limits, QuotaPolicy
 from bot.errors import ConfigError
 
 
@@ -56,6 +57,23 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = None
     allow_dms: bool = True
 
+    # --- quotas and costs (credits) ---
+    quota_daily_default: float | None = Field(
+        None, ge=0, description="per member; unset = unlimited"
+    )
+    quota_monthly_default: float | None = Field(None, ge=0)
+    global_daily_cap: float | None = Field(None, ge=0, description="whole bot, per UTC day")
+    user_concurrent_jobs: int = Field(2, ge=1, le=100)
+    guild_concurrent_jobs: int = Field(10, ge=1, le=10_000)
+    cooldown_seconds: float = Field(0.0, ge=0, le=86_400)
+    cost_per_image: float = Field(1.0, ge=0)
+    cost_weight_1k: float = Field(0.5, ge=0)
+    cost_weight_2k: float = Field(1.0, ge=0)
+    cost_weight_4k: float = Field(2.0, ge=0)
+    cost_weight_thinking: float = Field(1.5, ge=0)
+    low_balance_threshold: float = Field(100.0, ge=0, description="alert below this balance")
+    retention_days: int = Field(90, ge=1, le=3650, description="keep prompts and jobs this long")
+
     log_level: str = "INFO"
 
     @field_validator("wan_api_base", "callback_public_url")
@@ -99,6 +117,24 @@ class Settings(BaseSettings):
         return self
 
     # --- helpers ---
+
+    def quota_policy(self) -> QuotaPolicy:
+        return QuotaPolicy(
+            default_limits=Limits(self.quota_daily_default, self.quota_monthly_default),
+            global_daily_cap=self.global_daily_cap,
+            user_concurrent=self.user_concurrent_jobs,
+            guild_concurrent=self.guild_concurrent_jobs,
+            cooldown_seconds=self.cooldown_seconds,
+        )
+
+    def cost_table(self) -> CostTable:
+        return CostTable(
+            per_image=self.cost_per_image,
+            weight_1k=self.cost_weight_1k,
+            weight_2k=self.cost_weight_2k,
+            weight_4k=self.cost_weight_4k,
+            weight_thinking=self.cost_weight_thinking,
+        )
 
     @property
     def database_path(self) -> Path:

@@ -9,6 +9,7 @@ from cogs.edit import EditCog
 from cogs.imageset import ImageSetCog
 from cogs.imagine import ImagineCog
 from cogs.mentions import MentionsCog
+from cogs.quota import QuotaCog
 from cogs.wan import WanCog
 
 COGS: list[type[commands.Cog]] = [
@@ -17,5 +18,6 @@ COGS: list[type[commands.Cog]] = [
     ImageSetCog,
     ContextMenuCog,
     MentionsCog,
+    QuotaCog,
     WanCog,
 ]

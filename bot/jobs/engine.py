@@ -26,7 +26,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.domain.models import (
@@ -38,6 +38,7 @@ from bot.domain.models import (
     ResultImage,
     Target,
 )
+from bot.domain.quota import QuotaPolicy
 from bot.domain.validation import validate_request
 from bot.errors import (
     AuthError,
@@ -66,6 +67,7 @@ from bot.media import (
 )
 from bot.settings import Settings
 from bot.store.jobs import JobRepository
+from bot.store.quotas import Charge
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
 from bot.wan.types import TaskStatus
@@ -95,6 +97,7 @@ class EngineConfig:
     instance_stale_after: float = 60.0
     callback_base_url: str | None = None
     drain_timeout: float = 10.0
+    quota: QuotaPolicy = field(default_factory=QuotaPolicy)
 
     @classmethod
     def from_settings(cls, s: Settings) -> EngineConfig:
@@ -107,6 +110,7 @@ class EngineConfig:
             max_concurrent_submits=s.max_concurrent_submits,
             api_rate_limit=s.api_rate_limit,
             callback_base_url=s.callback_public_url,
+            quota=s.quota_policy(),
         )
 
 
@@ -248,8 +252,12 @@ class JobEngine:
         guild_id: int | None,
         target: Target,
         parent_job_id: str | None = None,
+        charge: Charge | None = None,
     ) -> Job:
-        """Validate, persist and queue a job. Raises InvalidInput before anything is stored."""
+        """Validate, reserve credits, persist and queue a job.
+
+        Raises InvalidInput or QuotaExceeded before anything is stored or spent.
+        """
         if not self._accepting:
             raise RuntimeError("engine is not running")
         if target.kind not in self.sinks:
@@ -263,6 +271,8 @@ class JobEngine:
             now=self.clock(),
             owner=self.instance_id,
             parent_job_id=parent_job_id,
+            charge=charge,
+            policy=self.config.quota,
         )
         self._users[job.id] = user_id
         self._done[job.id] = asyncio.Event()
@@ -284,6 +294,11 @@ class JobEngine:
 
     def queue_position(self, job_id: str) -> int | None:
         return self._queue.position(job_id)
+
+    def queued_for(self, user_id: int) -> list[tuple[str, int]]:
+        """(job id, 1-based position) of a user's jobs waiting for a slot."""
+        order = self._queue.order()
+        return [(jid, i) for i, jid in enumerate(order, 1) if self._users.get(jid) == user_id]
 
     @property
     def queue_depth(self) -> int:

@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -18,7 +18,9 @@ from bot.domain.models import (
     JobStatus,
     Target,
 )
+from bot.domain.quota import QuotaPolicy
 from bot.store.database import Database
+from bot.store.quotas import Charge, reserve
 
 # Jobs with something left to do: not yet terminal, or terminal but not yet delivered.
 _UNFINISHED = "delivery_state IN ('none', 'started')"
@@ -75,9 +77,23 @@ class JobRepository:
         owner: str | None,
         parent_job_id: str | None = None,
         job_id: str | None = None,
+        charge: Charge | None = None,
+        policy: QuotaPolicy | None = None,
     ) -> Job:
+        """Insert the job; with a ``charge``, reserve its credits in the same transaction
+        (raises QuotaExceeded and stores nothing when the rules say no)."""
         jid = job_id or new_job_id()
         async with self.db.transaction() as conn:
+            if charge is not None:
+                await reserve(
+                    conn,
+                    job_id=jid,
+                    user_id=user_id,
+                    guild_id=guild_id,
+                    charge=charge,
+                    policy=policy or QuotaPolicy(),
+                    now=now,
+                )
             await conn.execute(
                 "INSERT INTO jobs (id, user_id, guild_id, parent_job_id, request_json, target_json,"
                 " target_kind, status, callback_token, created_at, owner)"
@@ -177,6 +193,7 @@ class JobRepository:
         event: str,
         detail: str | None,
         now: float,
+        also: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
         **fields: Any,
     ) -> bool:
         sets = ", ".join(f"{name} = :{name}" for name in fields)
@@ -192,6 +209,8 @@ class JobRepository:
                 "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
                 (job_id, now, event, detail),
             )
+            if also is not None:
+                await also(conn)
         return True
 
     async def mark_submitting(self, job_id: str, now: float) -> bool:
@@ -318,8 +337,24 @@ class JobRepository:
         error_message: str | None = None,
         expect: Sequence[JobStatus] | None = None,
     ) -> bool:
-        """Record the terminal outcome (once: only from a non-terminal state)."""
+        """Record the terminal outcome (once: only from a non-terminal state) and, in the same
+        transaction, settle the job's credits (success) or refund them (anything else)."""
         assert status.terminal
+
+        async def settle(conn: aiosqlite.Connection) -> None:
+            if status is JobStatus.SUCCEEDED:
+                await conn.execute(
+                    "UPDATE ledger SET state = 'settled', charged = COALESCE(?, reserved),"
+                    " settled_at = ? WHERE job_id = ? AND state = 'reserved'",
+                    (credits, now, job_id),
+                )
+            else:
+                await conn.execute(
+                    "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
+                    " WHERE job_id = ? AND state = 'reserved'",
+                    (now, job_id),
+                )
+
         return await self._transition(
             job_id,
             expect=expect
@@ -327,6 +362,7 @@ class JobRepository:
             event=status.value,
             detail=error_code,
             now=now,
+            also=settle,
             status=status.value,
             result_urls_json=json.dumps(list(result_urls)),
             credits=credits,

@@ -17,6 +17,7 @@ from bot.errors import InvalidInput
 from bot.generation import GenerationService
 from bot.media import MediaFetcher
 from bot.store.jobs import JobRepository
+from bot.store.quotas import QuotaRepository
 from bot.ui import embeds
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import DiscordTarget
@@ -43,6 +44,7 @@ class JobContext:
     allow_dms: bool = True
     # Downloads input images for checking (the runtime's fetcher). None: the engine's fetcher.
     fetcher: MediaFetcher | None = None
+    quotas: QuotaRepository | None = None  # /quota and the admin commands
 
 
 def role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:

@@ -1,0 +1,317 @@
+"""All SQL about credits: reservations, limits, grants, resets, blocks and usage reports.
+
+A reservation runs inside the transaction that creates the job row (``BEGIN IMMEDIATE``), so the
+check and the insert are one step: two concurrent commands can never both pass on the last credit.
+Settlement and refund happen in the transaction that records the job's outcome (see
+``JobRepository.finish``), so each job is settled or refunded exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.domain.quota import (
+    Limits,
+    QuotaPolicy,
+    Usage,
+    day_window,
+    fmt_credits,
+    month_window,
+    most_generous,
+)
+from bot.errors import QuotaExceeded
+from bot.store.database import Database
+
+# Credits that count against a window: what a settled job cost, or what a running job holds.
+_SPENT = "CASE state WHEN 'settled' THEN COALESCE(charged, reserved) WHEN 'reserved' THEN reserved ELSE 0 END"  # noqa: E501
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a job will hold against its requester's quota."""
+
+    cost: float
+    role_ids: tuple[int, ...] = ()
+
+
+def _ts(unix: float) -> str:
+    return f"<t:{int(unix)}:R>"
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> float:
+    cur = await conn.execute(sql, params)
+    row = await cur.fetchone()
+    return float(row[0] or 0) if row else 0.0
+
+
+async def effective_limits(
+    conn: aiosqlite.Connection,
+    guild_id: int,
+    user_id: int,
+    role_ids: Sequence[int],
+    policy: QuotaPolicy,
+) -> Limits:
+    """User override, else the most generous role override, else the server default."""
+    cur = await conn.execute(
+        "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'user'"
+        " AND subject_id = ?",
+        (guild_id, user_id),
+    )
+    row = await cur.fetchone()
+    if row:
+        return Limits(row[0], row[1])
+    if role_ids:
+        marks = ",".join("?" for _ in role_ids)
+        sql = (
+            "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'role'"  # noqa: S608 - placeholders only
+            f" AND subject_id IN ({marks})"
+        )
+        cur = await conn.execute(sql, (guild_id, *role_ids))
+        best = most_generous(Limits(r[0], r[1]) for r in await cur.fetchall())
+        if best is not None:
+            return best
+    cur = await conn.execute(
+        "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'guild'",
+        (guild_id,),
+    )
+    row = await cur.fetchone()
+    return Limits(row[0], row[1]) if row else policy.default_limits
+
+
+async def usage_in(
+    conn: aiosqlite.Connection,
+    *,
+    guild_id: int,
+    user_id: int,
+    role_ids: Sequence[int],
+    policy: QuotaPolicy,
+    now: float,
+) -> Usage:
+    day_start, day_end = day_window(now)
+    month_start, month_end = month_window(now)
+    reset_at = await _one(
+        conn,
+        "SELECT reset_at FROM quota_resets WHERE guild_id = ? AND user_id = ?",
+        (guild_id, user_id),
+    )
+    spent = (
+        f"SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = ? AND user_id = ?"  # noqa: S608 - constant
+        " AND created_at >= ?"
+    )
+    granted = (
+        "SELECT SUM(credits) FROM quota_grants WHERE guild_id = ? AND user_id = ?"
+        " AND period = ? AND window_start = ?"
+    )
+    return Usage(
+        daily_used=await _one(conn, spent, (guild_id, user_id, max(day_start, reset_at))),
+        monthly_used=await _one(conn, spent, (guild_id, user_id, max(month_start, reset_at))),
+        limits=await effective_limits(conn, guild_id, user_id, role_ids, policy),
+        daily_granted=await _one(conn, granted, (guild_id, user_id, "day", day_start)),
+        monthly_granted=await _one(conn, granted, (guild_id, user_id, "month", month_start)),
+        day_resets_at=day_end,
+        month_resets_at=month_end,
+        running=int(
+            await _one(
+                conn,
+                "SELECT COUNT(*) FROM ledger WHERE user_id = ? AND state = 'reserved'",
+                (user_id,),
+            )
+        ),
+    )
+
+
+async def reserve(
+    conn: aiosqlite.Connection,
+    *,
+    job_id: str,
+    user_id: int,
+    guild_id: int | None,
+    charge: Charge,
+    policy: QuotaPolicy,
+    now: float,
+) -> None:
+    """Check every rule and hold the credits, inside the caller's write transaction."""
+    gid = guild_id or 0
+    cur = await conn.execute(
+        "SELECT 1 FROM blocked_users WHERE guild_id = ? AND user_id = ?", (gid, user_id)
+    )
+    if await cur.fetchone():
+        raise QuotaExceeded(
+            "You can't use the image bot here. If you think that's a mistake, ask a server admin."
+        )
+    if policy.cooldown_seconds > 0:
+        cur = await conn.execute(
+            "SELECT MAX(created_at) FROM ledger WHERE guild_id = ? AND user_id = ?",
+            (gid, user_id),
+        )
+        row = await cur.fetchone()
+        last = row[0] if row else None
+        if last is not None and now - last < policy.cooldown_seconds:
+            ready = _ts(last + policy.cooldown_seconds)
+            raise QuotaExceeded(f"Please wait a moment: you can start your next image {ready}.")
+    usage = await usage_in(
+        conn, guild_id=gid, user_id=user_id, role_ids=charge.role_ids, policy=policy, now=now
+    )
+    if usage.running >= policy.user_concurrent:
+        raise QuotaExceeded(
+            f"You already have {usage.running} image job{'s' if usage.running != 1 else ''} "
+            "running. Wait for one to finish, then try again."
+        )
+    if gid and policy.guild_concurrent:
+        running_here = await _one(
+            conn, "SELECT COUNT(*) FROM ledger WHERE guild_id = ? AND state = 'reserved'", (gid,)
+        )
+        if running_here >= policy.guild_concurrent:
+            raise QuotaExceeded(
+                "This server has too many images in progress right now. Try again in a minute."
+            )
+    cost = charge.cost
+    for left, limit, window, resets in (
+        (usage.daily_left, usage.daily_limit, "daily", usage.day_resets_at),
+        (usage.monthly_left, usage.monthly_limit, "monthly", usage.month_resets_at),
+    ):
+        if left is not None and limit is not None and cost > left + 1e-9:
+            raise QuotaExceeded(
+                f"This needs {fmt_credits(cost)} credits but you have {fmt_credits(left)} of your "
+                f"{fmt_credits(limit)} {window} credits left. Your {window} quota resets "
+                f"{_ts(resets)}; a server admin can grant you more. Fewer or smaller images "
+                "cost less."
+            )
+    if policy.global_daily_cap is not None:
+        day_start, day_end = day_window(now)
+        spent_today = await _one(
+            conn,
+            f"SELECT SUM({_SPENT}) FROM ledger WHERE created_at >= ?",  # noqa: S608 - constant
+            (day_start,),
+        )
+        if spent_today + cost > policy.global_daily_cap + 1e-9:
+            raise QuotaExceeded(
+                "The bot has reached today's spending limit set by its owner. "
+                f"It resets {_ts(day_end)}."
+            )
+    await conn.execute(
+        "INSERT INTO ledger (job_id, user_id, guild_id, reserved, state, created_at)"
+        " VALUES (?, ?, ?, ?, 'reserved', ?)",
+        (job_id, user_id, gid, cost, now),
+    )
+
+
+class QuotaRepository:
+    """Admin-facing reads and writes; reservations go through :func:`reserve`."""
+
+    def __init__(self, db: Database, policy: QuotaPolicy) -> None:
+        self.db = db
+        self.policy = policy
+
+    async def usage(
+        self,
+        guild_id: int | None,
+        user_id: int,
+        role_ids: Sequence[int] = (),
+        now: float | None = None,
+    ) -> Usage:
+        async with self.db.transaction() as conn:
+            return await usage_in(
+                conn,
+                guild_id=guild_id or 0,
+                user_id=user_id,
+                role_ids=role_ids,
+                policy=self.policy,
+                now=time.time() if now is None else now,
+            )
+
+    async def ledger_state(self, job_id: str) -> tuple[str, float, float | None] | None:
+        row = await self.db.fetchone(
+            "SELECT state, reserved, charged FROM ledger WHERE job_id = ?", (job_id,)
+        )
+        return (str(row[0]), float(row[1]), row[2]) if row else None
+
+    async def set_limits(self, guild_id: int, scope: str, subject_id: int, limits: Limits) -> None:
+        assert scope in ("guild", "role", "user")
+        await self.db.execute(
+            "INSERT INTO quota_limits (guild_id, scope, subject_id, daily, monthly)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(guild_id, scope, subject_id)"
+            " DO UPDATE SET daily = excluded.daily, monthly = excluded.monthly",
+            (guild_id, scope, subject_id, limits.daily, limits.monthly),
+        )
+
+    async def clear_limits(self, guild_id: int, scope: str, subject_id: int) -> bool:
+        n = await self.db.execute(
+            "DELETE FROM quota_limits WHERE guild_id = ? AND scope = ? AND subject_id = ?",
+            (guild_id, scope, subject_id),
+        )
+        return n > 0
+
+    async def list_limits(self, guild_id: int) -> list[tuple[str, int, Limits]]:
+        rows = await self.db.fetchall(
+            "SELECT scope, subject_id, daily, monthly FROM quota_limits WHERE guild_id = ?"
+            " ORDER BY scope, subject_id",
+            (guild_id,),
+        )
+        return [(str(r[0]), int(r[1]), Limits(r[2], r[3])) for r in rows]
+
+    async def grant(
+        self, guild_id: int, user_id: int, credits: float, *, period: str, by: int, now: float
+    ) -> None:
+        assert period in ("day", "month")
+        start = (day_window if period == "day" else month_window)(now)[0]
+        await self.db.execute(
+            "INSERT INTO quota_grants (guild_id, user_id, period, credits, window_start,"
+            " granted_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, user_id, period, credits, start, by, now),
+        )
+
+    async def reset(self, guild_id: int, user_id: int, now: float) -> None:
+        await self.db.execute(
+            "INSERT INTO quota_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at",
+            (guild_id, user_id, now),
+        )
+
+    async def block(
+        self, guild_id: int, user_id: int, reason: str | None, by: int, now: float
+    ) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO blocked_users (guild_id, user_id, reason, blocked_by,"
+            " created_at) VALUES (?, ?, ?, ?, ?)",
+            (guild_id, user_id, reason, by, now),
+        )
+
+    async def unblock(self, guild_id: int, user_id: int) -> bool:
+        n = await self.db.execute(
+            "DELETE FROM blocked_users WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        )
+        return n > 0
+
+    async def is_blocked(self, guild_id: int, user_id: int) -> bool:
+        row = await self.db.fetchone(
+            "SELECT 1 FROM blocked_users WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        )
+        return row is not None
+
+    async def top_users(
+        self, guild_id: int, since: float, limit: int = 10
+    ) -> list[tuple[int, float, int]]:
+        """(user id, credits spent, jobs) since a time, biggest spenders first."""
+        rows = await self.db.fetchall(
+            f"SELECT user_id, SUM({_SPENT}) AS spent, COUNT(*) FROM ledger"  # noqa: S608 - constant
+            " WHERE guild_id = ? AND created_at >= ? GROUP BY user_id"
+            " ORDER BY spent DESC, user_id LIMIT ?",
+            (guild_id, since, limit),
+        )
+        return [(int(r[0]), float(r[1] or 0), int(r[2])) for r in rows]
+
+    async def daily_spend(self, guild_id: int | None, since: float) -> list[tuple[float, float]]:
+        """(UTC day start, credits) per day since a time, for charts."""
+        where = "created_at >= ?" + (" AND guild_id = ?" if guild_id is not None else "")
+        params: tuple[object, ...] = (since,) if guild_id is None else (since, guild_id)
+        rows = await self.db.fetchall(
+            f"SELECT CAST(created_at / 86400 AS INTEGER) * 86400 AS day, SUM({_SPENT})"  # noqa: S608 - constant
+            f" FROM ledger WHERE {where} GROUP BY day ORDER BY day",
+            params,
+        )
+        return [(float(r[0]), float(r[1] or 0)) for r in rows]

@@ -1,0 +1,73 @@
+"""/quota and /queue: a member's own standing."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain.quota import Usage, fmt_credits
+from bot.ui import embeds
+from bot.ui.flow import JobContext, role_ids
+from bot.ui.sink import NO_PINGS
+
+
+def _line(used: float, limit: float | None, resets: float) -> str:
+    if limit is None:
+        return f"{fmt_credits(used)} used · no limit"
+    left = max(0.0, limit - used)
+    return (
+        f"{fmt_credits(used)} of {fmt_credits(limit)} used · **{fmt_credits(left)} left** · "
+        f"resets {embeds.ts(resets)}"
+    )
+
+
+def quota_embed(usage: Usage) -> discord.Embed:
+    embed = discord.Embed(title="Your image credits", colour=embeds.BRAND)
+    embed.add_field(
+        name="Today",
+        value=_line(usage.daily_used, usage.daily_limit, usage.day_resets_at),
+        inline=False,
+    )
+    embed.add_field(
+        name="This month",
+        value=_line(usage.monthly_used, usage.monthly_limit, usage.month_resets_at),
+        inline=False,
+    )
+    embed.add_field(name="Running now", value=str(usage.running), inline=False)
+    embed.set_footer(text="Credits are refunded for jobs that fail. Ask an admin for more.")
+    return embed
+
+
+class QuotaCog(commands.Cog):
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    @app_commands.command(name="quota", description="How many image credits you have left")
+    async def quota(self, interaction: discord.Interaction) -> None:
+        assert self.ctx.quotas is not None
+        usage = await self.ctx.quotas.usage(
+            interaction.guild_id, interaction.user.id, role_ids(interaction.user)
+        )
+        await interaction.response.send_message(
+            embed=quota_embed(usage), ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="queue", description="How busy the bot is, and where you are")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        engine = self.ctx.service.engine
+        mine = engine.queued_for(interaction.user.id)
+        embed = discord.Embed(title="Queue", colour=embeds.BRAND)
+        embed.add_field(name="Rendering now", value=str(engine.inflight), inline=True)
+        embed.add_field(name="Waiting", value=str(engine.queue_depth), inline=True)
+        if mine:
+            embed.add_field(
+                name="Your waiting jobs",
+                value="\n".join(f"`{jid}`: #{pos} in line" for jid, pos in mine[:10]),
+                inline=False,
+            )
+        else:
+            embed.add_field(name="Your waiting jobs", value="none", inline=False)
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
+        )
