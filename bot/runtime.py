@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 from bot.errors import WanApiError
+from bot.jobs.credits import Alert, CreditMonitor, CreditState
 from bot.jobs.delivery import DeliverySink
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.media import MediaFetcher
@@ -23,6 +24,10 @@ from bot.wan.contract import Contract
 log = logging.getLogger(__name__)
 
 
+async def _log_alert(state: CreditState, message: str) -> None:
+    log.warning("credit alert (%s): %s", state.value, message)
+
+
 class Runtime:
     """Database, crun client, media fetcher, contract and engine, opened together."""
 
@@ -32,6 +37,7 @@ class Runtime:
         sinks: Mapping[str, DeliverySink],
         *,
         engine_config: EngineConfig | None = None,
+        alert: Alert | None = None,
     ) -> None:
         self.settings = settings
         self._sinks = sinks
@@ -46,6 +52,8 @@ class Runtime:
         self.contract = Contract()
         self.engine: JobEngine
         self.callback_server: CallbackServer | None = None
+        self.alert: Alert = alert or _log_alert
+        self.credits: CreditMonitor
 
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
         s = self.settings
@@ -89,6 +97,12 @@ class Runtime:
     async def start(self, *, resume: bool = True) -> None:
         """Start the engine (resuming unfinished jobs) and, if configured, the callback server."""
         s = self.settings
+        self.credits = CreditMonitor(
+            self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
+        )
+        self.engine.credits = self.credits
+        await self.credits.start()
+        self._stack.push_async_callback(self.credits.stop)
         await self.engine.start(resume=resume)
         self._stack.push_async_callback(self.engine.stop)
         if s.callback_public_url:

@@ -49,12 +49,14 @@ from bot.errors import (
     MediaError,
     NotFound,
     RateLimited,
+    ServiceUnavailable,
     UserFacingError,
     ValidationError,
     WanApiError,
     WanConnectionError,
 )
 from bot.jobs.background import TaskGroup
+from bot.jobs.credits import CreditMonitor
 from bot.jobs.delivery import DeliveryGone, DeliverySink, Outcome, Progress, ProgressKind
 from bot.jobs.fairqueue import FairQueue
 from bot.jobs.messages import failure_message, user_message_for_api_error
@@ -155,6 +157,7 @@ class JobEngine:
         self._limiter: RateLimiter | None = None
         self._accepting = False
         self.started = False
+        self.credits: CreditMonitor | None = None  # pauses submissions while crun is out
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -262,6 +265,11 @@ class JobEngine:
             raise RuntimeError("engine is not running")
         if target.kind not in self.sinks:
             raise ValueError(f"no delivery sink for target kind {target.kind!r}")
+        if self.credits is not None and self.credits.paused:
+            raise ServiceUnavailable(
+                "Image generation is paused: the bot's image credits have run out. The server's "
+                "admins have been told; please try again later. Nothing was charged."
+            )
         validate_request(request)
         job = await self.jobs.create(
             user_id=user_id,
@@ -376,6 +384,8 @@ class JobEngine:
     async def _submit_worker(self) -> None:
         while True:
             await self._queue.wait_ready()
+            if self.credits is not None and self.credits.paused:
+                await self.credits.wait_resumed()  # queued jobs wait for a top-up
             async with self._capacity:
                 await self._capacity.wait_for(
                     lambda: len(self._inflight) < self.config.max_concurrent_jobs
@@ -460,6 +470,8 @@ class JobEngine:
             | FeatureDisabled
             | GenerationError,
         ) or (400 <= (exc.code or exc.status or 0) < 500)
+        if isinstance(exc, InsufficientCredits) and self.credits is not None:
+            self.credits.out_of_credits()
         if not sent or definitive:
             level = logging.ERROR if isinstance(exc, AuthError | NotFound) else logging.WARNING
             log.log(level, "job %s: submit rejected: %s", job_id, exc)

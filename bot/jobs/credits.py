@@ -1,0 +1,130 @@
+"""Watches the crun balance: alerts once when it runs low or out, pauses submissions while out.
+
+The alert state is kept in the store, so a restart does not repeat an alert that was already
+posted, and a recovery is announced once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.domain.quota import fmt_credits
+from bot.errors import WanApiError
+from bot.jobs.background import TaskGroup
+from bot.store.meta import MetaRepository
+from bot.wan.client import WanClient
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "credit_alert_state"
+
+
+class CreditState(enum.StrEnum):
+    OK = "ok"
+    LOW = "low"
+    OUT = "out"
+
+
+Alert = Callable[[CreditState, str], Awaitable[None]]
+
+
+class CreditMonitor:
+    def __init__(
+        self,
+        client: WanClient,
+        meta: MetaRepository,
+        *,
+        threshold: float,
+        alert: Alert,
+        interval: float = 600.0,
+        out_interval: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.meta = meta
+        self.threshold = threshold
+        self.alert = alert
+        self.interval = interval  # balance check while things are fine
+        self.out_interval = out_interval  # faster checks while paused, to resume promptly
+        self.state = CreditState.OK
+        self.balance: float | None = None
+        self._tasks = TaskGroup("credits")
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+
+    @property
+    def paused(self) -> bool:
+        return self.state is CreditState.OUT
+
+    async def wait_resumed(self) -> None:
+        await self._resumed.wait()
+
+    async def start(self) -> None:
+        stored = await self.meta.get(STATE_KEY)
+        if stored in {s.value for s in CreditState}:
+            self.state = CreditState(stored or CreditState.OK)
+            if self.paused:
+                self._resumed.clear()
+        await self.check()
+        self._tasks.spawn(self._loop(), name="balance")
+
+    async def stop(self) -> None:
+        await self._tasks.cancel_all()
+
+    def out_of_credits(self) -> None:
+        """crun answered 402: pause now and confirm with a balance check."""
+        self._tasks.spawn(self._set(CreditState.OUT, None), name="402")
+
+    async def check(self) -> float | None:
+        try:
+            balance = await self.client.balance()
+        except WanApiError as exc:
+            log.warning("balance check failed: %s", exc)
+            return None
+        self.balance = balance
+        if balance <= 0:
+            await self._set(CreditState.OUT, balance)
+        elif balance < self.threshold:
+            await self._set(CreditState.LOW, balance)
+        else:
+            await self._set(CreditState.OK, balance)
+        return balance
+
+    async def _loop(self) -> None:
+        while True:
+            wait = self.out_interval if self.paused else self.interval
+            await asyncio.sleep(wait)
+            await self.check()
+
+    async def _set(self, state: CreditState, balance: float | None) -> None:
+        if state is self.state:
+            return
+        previous, self.state = self.state, state
+        if state is CreditState.OUT:
+            self._resumed.clear()
+        else:
+            self._resumed.set()
+        await self.meta.set(STATE_KEY, state.value)
+        shown = f" (balance: {fmt_credits(balance)} credits)" if balance is not None else ""
+        if state is CreditState.OUT:
+            message = (
+                f"⛔ The crun.ai account is out of credits{shown}. New image requests are paused "
+                "until it is topped up; members see a message saying so."
+            )
+        elif state is CreditState.LOW:
+            if previous is CreditState.OUT:
+                message = f"✅ Credits are back{shown}, but still low. Requests have resumed."
+            else:
+                message = (
+                    f"⚠️ The crun.ai balance is low{shown}, below the alert threshold of "
+                    f"{fmt_credits(self.threshold)}. Top it up to avoid a pause."
+                )
+        else:
+            message = f"✅ The crun.ai balance has recovered{shown}. Requests have resumed."
+        log.warning("credit state %s -> %s%s", previous.value, state.value, shown)
+        try:
+            await self.alert(state, message)
+        except Exception:
+            log.exception("posting the credit alert failed")
