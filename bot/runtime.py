@@ -11,6 +11,7 @@ from bot.errors import WanApiError
 from bot.jobs.credits import Alert, CreditMonitor, CreditState
 from bot.jobs.delivery import DeliverySink
 from bot.jobs.engine import EngineConfig, JobEngine
+from bot.jobs.housekeeping import Housekeeping
 from bot.media import MediaFetcher
 from bot.settings import Settings
 from bot.store.database import Database
@@ -105,6 +106,9 @@ class Runtime:
         self._stack.push_async_callback(self.credits.stop)
         await self.engine.start(resume=resume)
         self._stack.push_async_callback(self.engine.stop)
+        self.housekeeping = Housekeeping(self.jobs, self.quotas, retention_days=s.retention_days)
+        self.housekeeping.start()
+        self._stack.push_async_callback(self.housekeeping.stop)
         if s.callback_public_url:
             host, port = s.callback_host_port
             app = make_app(self.jobs.callback_token, self.engine.wake)

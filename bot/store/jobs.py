@@ -430,6 +430,34 @@ class JobRepository:
         )
         return [_row_to_job(r) for r in rows]
 
+    async def purge_finished_before(self, cutoff: float) -> int:
+        """Privacy: drop finished jobs (prompts, results, events) created before ``cutoff``.
+        Unfinished jobs are never touched."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM jobs WHERE created_at < ? AND delivery_state IN ('done', 'gave-up')",
+                (cutoff,),
+            )
+            return cur.rowcount
+
+    async def forget_user(self, user_id: int) -> int:
+        """Privacy: delete a member's finished jobs and their credit history everywhere."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM jobs WHERE user_id = ? AND delivery_state IN ('done', 'gave-up')",
+                (user_id,),
+            )
+            removed = cur.rowcount
+            await conn.execute(
+                "DELETE FROM ledger WHERE user_id = ? AND state != 'reserved'", (user_id,)
+            )
+            await conn.execute("DELETE FROM quota_grants WHERE user_id = ?", (user_id,))
+            await conn.execute("DELETE FROM quota_resets WHERE user_id = ?", (user_id,))
+            await conn.execute(
+                "DELETE FROM quota_limits WHERE scope = 'user' AND subject_id = ?", (user_id,)
+            )
+            return removed
+
     async def add_event(self, job_id: str, event: str, detail: str | None, now: float) -> None:
         await self.db.execute(
             "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",

@@ -293,6 +293,12 @@ class QuotaRepository:
         )
         return row is not None
 
+    async def purge_ledger_before(self, cutoff: float) -> int:
+        """Usage older than any quota window is only history; drop it with old jobs."""
+        return await self.db.execute(
+            "DELETE FROM ledger WHERE created_at < ? AND state != 'reserved'", (cutoff,)
+        )
+
     async def top_users(
         self, guild_id: int, since: float, limit: int = 10
     ) -> list[tuple[int, float, int]]:

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from bot.domain.models import GenerationRequest, JobStatus, Target
+from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Target
 from bot.domain.quota import Limits, QuotaPolicy, day_window, month_window
 from bot.errors import QuotaExceeded
+from bot.jobs.housekeeping import DAY, Housekeeping
 from bot.store.quotas import Charge, QuotaRepository
 from tests.conftest import Harness
 from tests.helpers import wait_until
@@ -197,3 +198,46 @@ async def test_concurrency_caps_cooldown_and_global_cap(harness: Harness) -> Non
     create = {"request": REQ, "target": TEST, "owner": None, "policy": capped}
     with pytest.raises(QuotaExceeded, match="spending limit"):
         await harness.jobs.create(user_id=4, guild_id=5, now=90.0, charge=Charge(3), **create)
+
+
+async def test_retention_purges_old_finished_jobs_but_never_unfinished_ones(
+    harness: Harness,
+) -> None:
+    q = quotas(harness)
+    now = 1_800_000_000.0
+    old = await harness.jobs.create(
+        user_id=1,
+        guild_id=GUILD,
+        request=REQ,
+        target=TEST,
+        now=now - 100 * DAY,
+        owner=None,
+        charge=Charge(1.0),
+        policy=ROOMY,
+    )
+    stuck = await harness.jobs.create(
+        user_id=1, guild_id=GUILD, request=REQ, target=TEST, now=now - 100 * DAY, owner=None
+    )
+    await harness.jobs.finish(old.id, status=JobStatus.SUCCEEDED, now=now - 100 * DAY)
+    await harness.jobs.begin_delivery(old.id, now - 100 * DAY)
+    await harness.jobs.end_delivery(old.id, state=DeliveryState.DONE, receipt={}, now=now)
+    fresh = await harness.jobs.create(
+        user_id=1, guild_id=GUILD, request=REQ, target=TEST, now=now - DAY, owner=None
+    )
+    keeper = Housekeeping(harness.jobs, q, retention_days=30, clock=lambda: now)
+    assert await keeper.run_once() == (1, 1)
+    assert await harness.jobs.get(old.id) is None
+    assert await harness.jobs.get(stuck.id) is not None  # unfinished: kept whatever its age
+    assert await harness.jobs.get(fresh.id) is not None
+
+
+async def test_forget_user_removes_their_data(harness: Harness) -> None:
+    engine = await harness.engine(quota=ROOMY)
+    job = await engine.submit(REQ, user_id=5, guild_id=GUILD, target=TEST, charge=Charge(1))
+    await engine.wait_finished(job.id, timeout=10)
+    other = await engine.submit(REQ, user_id=6, guild_id=GUILD, target=TEST, charge=Charge(1))
+    await engine.wait_finished(other.id, timeout=10)
+    assert await harness.jobs.forget_user(5) == 1
+    assert await harness.jobs.get(job.id) is None
+    assert await quotas(harness).ledger_state(job.id) is None
+    assert await harness.jobs.get(other.id) is not None
