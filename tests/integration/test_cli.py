@@ -249,3 +249,14 @@ async def test_generate_with_callbacks_finishes_before_the_first_poll(
     callback_url = crun.requests_for("create")[0]["callback_url"]
     assert callback_url.startswith(f"http://127.0.0.1:{port}/crun/callback/")
     assert "?t=" in callback_url
+
+
+async def test_run_with_a_rejected_discord_token_says_so(crun: FakeCrun, tmp_path: Path) -> None:
+    async with DiscordFake() as fake:
+        env = cli_env(crun, tmp_path, DISCORD_TOKEN="not-the-token", LOG_LEVEL="INFO")
+        proc = await start(env, tmp_path, "run", discord=fake)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"Discord rejected DISCORD_TOKEN" in err
+    assert b"Traceback" not in err
+    assert b"not-the-token" not in err
