@@ -67,6 +67,7 @@ class WanBot(commands.Bot):
             allow_dms=self.settings.allow_dms,
             fetcher=runtime.fetcher,
             quotas=runtime.quotas,
+            credits=runtime.credits,
         )
         await load_cogs(self, self.ctx)
         components.register(self, self.ctx)

@@ -88,6 +88,10 @@ class Runtime:
                 sinks=self._sinks,
                 config=self._engine_config,
             )
+            self.credits = CreditMonitor(
+                self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
+            )
+            self.engine.credits = self.credits
             if start_engine:
                 await self.start(resume=resume)
         except BaseException:
@@ -98,10 +102,6 @@ class Runtime:
     async def start(self, *, resume: bool = True) -> None:
         """Start the engine (resuming unfinished jobs) and, if configured, the callback server."""
         s = self.settings
-        self.credits = CreditMonitor(
-            self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
-        )
-        self.engine.credits = self.credits
         await self.credits.start()
         self._stack.push_async_callback(self.credits.stop)
         await self.engine.start(resume=resume)

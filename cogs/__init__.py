@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from discord.ext import commands
 
+from cogs.admin import AdminCog
 from cogs.context_menu import ContextMenuCog
 from cogs.edit import EditCog
 from cogs.imageset import ImageSetCog
@@ -20,4 +21,5 @@ COGS: list[type[commands.Cog]] = [
     MentionsCog,
     QuotaCog,
     WanCog,
+    AdminCog,
 ]

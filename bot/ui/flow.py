@@ -15,6 +15,7 @@ from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
 from bot.generation import GenerationService
+from bot.jobs.credits import CreditMonitor
 from bot.media import MediaFetcher
 from bot.store.jobs import JobRepository
 from bot.store.quotas import QuotaRepository
@@ -45,6 +46,8 @@ class JobContext:
     # Downloads input images for checking (the runtime's fetcher). None: the engine's fetcher.
     fetcher: MediaFetcher | None = None
     quotas: QuotaRepository | None = None  # /quota and the admin commands
+    credits: CreditMonitor | None = None  # /wan-admin balance
+    owner_ids: frozenset[int] = frozenset()  # bot owners: admin everywhere
 
 
 def role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:
