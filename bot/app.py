@@ -13,10 +13,12 @@ import discord
 from discord.ext import commands
 
 from bot.generation import GenerationService
+from bot.jobs.credits import CreditState
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import EngineConfig
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.store.guild_config import GuildConfigRepository
 from bot.ui import components
 from bot.ui.errors import handle_error
 from bot.ui.flow import JobContext
@@ -68,7 +70,10 @@ class WanBot(commands.Bot):
             fetcher=runtime.fetcher,
             quotas=runtime.quotas,
             credits=runtime.credits,
+            owner_ids=frozenset(self.settings.bot_owner_ids),
+            configs=GuildConfigRepository(runtime.db),
         )
+        runtime.credits.alert = self.post_alert
         await load_cogs(self, self.ctx)
         components.register(self, self.ctx)
         self.tree.error(handle_error)
@@ -94,6 +99,19 @@ class WanBot(commands.Bot):
         await self.runtime.meta.set(SYNC_HASH_KEY, digest)
         log.info("synced %d commands%s", len(payload), f" to guild {guild_id}" if guild_id else "")
         return True
+
+    async def post_alert(self, state: CreditState, message: str) -> None:
+        """Credit alerts go to every server's alerts channel (the crun account is shared)."""
+        configs = self.ctx.configs
+        if configs is None:
+            return
+        for guild_id, channel_id in await configs.alert_channels():
+            channel = self.get_partial_messageable(channel_id, guild_id=guild_id)
+            try:
+                await channel.send(message, allowed_mentions=NO_PINGS)
+            except discord.HTTPException as exc:
+                log.warning("alert to channel %s failed: %s", channel_id, exc)
+        log.warning("credit alert (%s) posted: %s", state.value, message)
 
     async def close(self) -> None:
         # The engine goes first: its last deliveries still need Discord's HTTP client.

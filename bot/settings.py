@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.quota import CostTable, Limits, QuotaPolicy
 from bot.errors import ConfigError
@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # --- discord ---
     dev_guild_id: int | None = None
     allow_dms: bool = True
+    # Comma-separated user ids; they pass every admin check and alone switch DMs on/off.
+    bot_owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     # --- quotas and costs (credits) ---
     quota_daily_default: float | None = Field(
@@ -100,6 +102,15 @@ class Settings(BaseSettings):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must look like HOST:PORT, e.g. 0.0.0.0:8080")
+        return v
+
+    @field_validator("bot_owner_ids", mode="before")
+    @classmethod
+    def _id_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [part.strip() for part in v.split(",") if part.strip()]
+        if isinstance(v, int):
+            return [v]
         return v
 
     @field_validator("log_level")

@@ -21,15 +21,10 @@ from bot.ui import embeds
 from bot.ui.flow import JobContext
 from bot.ui.sink import NO_PINGS
 from bot.usage_report import chart_png, fill_days, top_table
+from cogs.admin_group import require_admin
 from cogs.quota import quota_embed
 
 Credits = app_commands.Range[float, 0.0, 1_000_000.0]
-
-
-def is_admin(interaction: discord.Interaction, owner_ids: frozenset[int]) -> bool:
-    if interaction.user.id in owner_ids:
-        return True
-    return interaction.guild_id is not None and interaction.permissions.manage_guild
 
 
 def _limits_text(limits: Limits) -> str:
@@ -67,9 +62,9 @@ async def _reply(interaction: discord.Interaction, text: str, **kwargs: Any) -> 
 
 
 def admin_commands(
-    ctx: JobContext, owner_ids: frozenset[int]
+    ctx: JobContext,
 ) -> list[app_commands.Command[Any, Any, Any] | app_commands.Group]:
-    """The commands to mount under the ``wan-admin`` group."""
+    """The commands to mount under the ``wan-admin`` group (which checks the caller too)."""
 
     def quotas() -> QuotaRepository:
         assert ctx.quotas is not None
@@ -77,13 +72,7 @@ def admin_commands(
 
     def guard(interaction: discord.Interaction) -> int:
         """The guild id, after proving the caller may administer it."""
-        if interaction.guild_id is None:
-            raise InvalidInput("Admin commands work only in a server.")
-        if not is_admin(interaction, owner_ids):
-            raise InvalidInput(
-                "Only members with the Manage Server permission can use admin commands."
-            )
-        return interaction.guild_id
+        return require_admin(interaction, ctx.owner_ids)
 
     Handler = Callable[..., Coroutine[Any, Any, None]]
 

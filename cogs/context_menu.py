@@ -28,7 +28,7 @@ from bot.domain.models import GenerationRequest, Mode, Resolution
 from bot.domain.validation import MAX_N
 from bot.errors import InvalidInput
 from bot.ui.errors import handle_error
-from bot.ui.flow import JobContext, check_channel
+from bot.ui.flow import JobContext, check_channel_for
 from bot.ui.inputs import Candidate, begin_image_job, message_candidates, precheck
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class ContextMenuCog(commands.Cog):
     async def edit_with_wan(
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
-        check_channel(interaction, allow_dms=self.ctx.allow_dms)
+        await check_channel_for(interaction, self.ctx)
         candidates = message_candidates(message)
         if not candidates:
             raise InvalidInput(

@@ -5,9 +5,10 @@ Pure: no discord, aiohttp or aiosqlite. The store keeps a ``GuildConfig`` as JSO
 
 Blocked words are matched whole-word and case-insensitively on a normalised copy of the prompt, so
 that the usual tricks (zero-width characters, look-alike letters, accents, "b a d", "b@d", "baaad")
-do not get around them. Blocked patterns are admin-supplied regular expressions; Python's ``re``
-backtracks and cannot be interrupted, so a pattern is only accepted when a worst-case estimate of
-its matching cost on the longest possible prompt stays small (see ``check_pattern``).
+do not get around them. Blocked patterns are admin-supplied regular expressions. Python's ``re``
+backtracks, holds the GIL and cannot be interrupted, so a pattern is only accepted when its worst
+case on the longest prompt stays small: open-ended repeats are capped, constructs that can explode
+are refused (see ``check_pattern``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Mode, Resolution
-from bot.domain.validation import DEFAULT_RESOLUTION, MAX_PROMPT_CHARS
+from bot.domain.validation import DEFAULT_RESOLUTION
 from bot.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ _MODE_MAX = {
     Mode.IMAGE_SET: Resolution.R2K,
 }
 
+TOO_MANY_REPEATS = (
+    "Together, this server's blocked patterns have too many open-ended repeats (`.*`, `\\w+`) "
+    "to check every prompt quickly. Remove one, or use small bounded repeats like `.{0,20}`."
+)
 BLOCKED_MESSAGE = (
     "Your prompt contains a word this server doesn't allow. Rephrase it and try again; "
     "a server admin can tell you more."
@@ -170,8 +175,8 @@ class GuildConfig:
                 f"A server can have at most {MAX_BLOCKED_PATTERNS} blocked patterns. "
                 "Remove some first (several words fit in one pattern: `cat|dog`)."
             )
-        for pattern in self.blocked_patterns:
-            check_pattern(pattern)
+        if _patterns_cost(self.blocked_patterns) > MAX_TOTAL_PATTERN_COST:
+            raise InvalidInput(TOO_MANY_REPEATS)
 
 
 def _is_int(value: object) -> bool:
@@ -248,15 +253,17 @@ def prompt_blocked(config: GuildConfig, prompt: str) -> bool:
     """True when the prompt contains a blocked word or matches a blocked pattern."""
     if not config.blocked_words and not config.blocked_patterns:
         return False
-    variants = _variants(prompt)
     if config.blocked_words:
-        words = _words_regex(config.blocked_words)
-        if words is not None and any(words.search(v) for v in variants):
+        keys = _word_keys(config.blocked_words)
+        if any(key in form for form in _variants(prompt) for key in keys):
             return True
     if config.blocked_patterns:
-        # Patterns see the prompt as typed and its cleaned form (no invisible characters,
-        # look-alikes mapped), not the leetspeak and spacing variants, to keep the cost bounded.
-        texts = (unicodedata.normalize("NFC", prompt), normalise_text(prompt))
+        # Patterns see the cleaned prompt (no invisible characters, look-alikes mapped) and, when
+        # it differs by more than case, the prompt as typed; not the leetspeak and spacing
+        # variants, to keep the cost bounded.
+        cleaned = normalise_text(prompt)
+        typed = unicodedata.normalize("NFC", prompt)
+        texts = (cleaned,) if typed.casefold() == cleaned else (cleaned, typed)
         for pattern in config.blocked_patterns:
             compiled = _compiled_pattern(pattern)
             if compiled is not None and any(compiled.search(t) for t in texts):
@@ -276,27 +283,16 @@ _CONFUSABLES = str.maketrans(
     }
 )  # fmt: skip
 
-# Leetspeak: what each character may stand for. A blocked word's letter matches any of these.
-_LEET: dict[str, str] = {
-    "a": "4@",
-    "b": "8",
-    "e": "3",
-    "g": "9",
-    "i": "1!|",
-    "l": "1|",
-    "o": "0",
-    "s": "5$",
-    "t": "7+",
-    "z": "2",
-}
-_LEET_SYMBOLS = "@$!|+"
-_LETTERISH = r"[^\W_]|[@$!|+]"  # a letter, a digit or a leetspeak symbol
-# Three or more single characters separated by spacing or punctuation: "b a d", "b.a.d", "b-a-d".
-_SPACED = re.compile(
-    rf"(?<![^\W_])(?:{_LETTERISH})(?:[\s.\-*'·•/\\,~]{{1,3}}(?:{_LETTERISH})(?![^\W_])){{2,}}"
-)
-_SPACING = re.compile(r"[\s.\-*'·•/\\,~]+")
-_RUN3 = re.compile(r"(.)\1{2,}")  # "baaad"
+# Leetspeak and look-alikes, folded into one letter on both sides (prompt and blocked word).
+# "l" and "i" share one form because "1" and "|" stand for either.
+_LEET = str.maketrans("4@8391!|l05$7+2", "aabegiiiiossttz")
+_MIN_LEET_TOKEN = 3  # "4k", "3d", "2x" stay as written: prompts are full of them
+# A token: letters and digits, with leetspeak symbols inside ("sh!t") or at the edges ("@ss"),
+# or a run of the symbols that stand for letters ("@$$").
+_TOKEN = re.compile(r"[@$]*[^\W_]+(?:[@$!|+]+[^\W_]+)*[@$]*|[@$]{3,}")
+_RUN3 = re.compile(r"(\S)\1{2,}")  # "baaad"
+# Accents and other combining marks, zero-width and formatting characters, control characters.
+_DROPPED = frozenset({"Mn", "Me", "Cf", "Cc"})
 
 
 def normalise_text(text: str) -> str:
@@ -304,21 +300,39 @@ def normalise_text(text: str) -> str:
     (fullwidth, ligatures), case folded, accents and invisible characters removed, look-alike
     letters mapped to Latin, underscores as spaces."""
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(
-        ch for ch in text if unicodedata.category(ch) not in ("Mn", "Me", "Cf", "Cc") or ch in "\n\t"
-    )
+    text = "".join(ch for ch in text if ch in "\n\r\t" or unicodedata.category(ch) not in _DROPPED)
     text = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
     return text.replace("_", " ")
 
 
+def _tokens(text: str) -> list[str]:
+    return [
+        t.translate(_LEET) if len(t) >= _MIN_LEET_TOKEN else t
+        for t in _TOKEN.findall(normalise_text(text))
+    ]
+
+
 def _variants(prompt: str) -> list[str]:
-    """The cleaned prompt, plus versions with spaced-out letters joined and long runs of one
-    letter shortened (to one and to two: "baaad" -> "bad", "asssss" -> "ass")."""
-    base = normalise_text(prompt)
-    forms = [base]
-    joined = _SPACED.sub(lambda m: _SPACING.sub("", m.group(0)), base)
-    if joined != base:
-        forms.append(joined)
+    """The prompt's words in canonical form, space-separated and padded, plus versions with
+    spaced-out letters joined ("b a d") and long runs of one letter shortened to one and to two
+    ("baaad" -> "bad", "asssss" -> "ass")."""
+    tokens = _tokens(prompt)
+    forms = [f" {' '.join(tokens)} "]
+    joined: list[str] = []
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if len(token) == 1:
+            run.append(token)
+            continue
+        if len(run) >= _MIN_LEET_TOKEN:
+            joined.append("".join(run).translate(_LEET))
+        else:
+            joined.extend(run)
+        run = []
+        if token:
+            joined.append(token)
+    if joined != tokens:
+        forms.append(f" {' '.join(joined)} ")
     for form in list(forms):
         if _RUN3.search(form):
             forms.append(_RUN3.sub(r"\1", form))
@@ -332,39 +346,20 @@ def _is_unspaced_script(ch: str) -> bool:
     return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "THAI", "LAO", "KHMER"))
 
 
-def _word_regex(word: str) -> str | None:
-    key = normalise_text(word)
-    parts = [p for p in _SPACING.split(key) if p]
-    if not parts:
+def _word_key(word: str) -> str | None:
+    """What ``word`` looks like in ``_variants``: canonical, padded to match whole words only
+    (except in scripts without spaces)."""
+    key = _RUN3.sub(r"\1\1", " ".join(_tokens(word)))
+    if not key:
         return None
-    body = r"[\W_]+".join("".join(_char_class(ch) for ch in part) for part in parts)
-    start = "" if _is_unspaced_script(parts[0][0]) else r"(?<![^\W_])"
-    end = "" if _is_unspaced_script(parts[-1][-1]) else r"(?![^\W_])"
-    return f"{start}{body}{end}"
-
-
-def _char_class(ch: str) -> str:
-    """The character and everything leetspeak lets stand in for it (both directions)."""
-    same = {ch}
-    for letter, stand_ins in _LEET.items():
-        if ch == letter:
-            same.update(stand_ins)
-        elif ch in stand_ins:
-            same.add(letter)
-            same.update(stand_ins)
-    if len(same) == 1:
-        return re.escape(ch)
-    return "[" + "".join(re.escape(c) for c in sorted(same)) + "]"
+    if any(_is_unspaced_script(ch) for ch in key):
+        return key
+    return f" {key} "
 
 
 @functools.lru_cache(maxsize=256)
-def _words_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    parts = [p for p in (_word_regex(w) for w in words) if p]
-    if not parts:
-        return None
-    # Longest first: alternation takes the first alternative that matches.
-    parts.sort(key=len, reverse=True)
-    return re.compile("|".join(f"(?:{p})" for p in parts))
+def _word_keys(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for k in (_word_key(w) for w in words) if k)
 
 
 # --- editing the lists ----------------------------------------------------------------------
@@ -383,10 +378,9 @@ def check_word(word: str) -> str:
             f"A blocked word or phrase can have at most {MAX_WORD_CHARS} characters. "
             "Use a blocked pattern for longer rules."
         )
-    if not any(ch.isalnum() for ch in normalise_text(tidy)):
+    if _word_key(tidy) is None:
         raise InvalidInput(
-            "A blocked word needs at least one letter or digit. Separate several words with "
-            "commas."
+            "A blocked word needs at least one letter or digit. Separate several words with commas."
         )
     return tidy
 
@@ -394,11 +388,11 @@ def check_word(word: str) -> str:
 def add_blocked_words(config: GuildConfig, words: Iterable[str]) -> GuildConfig:
     """Add words (duplicates, also in another spelling of the same word, are skipped)."""
     current = list(config.blocked_words)
-    keys = {normalise_text(w) for w in current}
+    keys = {_word_key(w) for w in current}
     for word in words:
         tidy = check_word(word)
-        if normalise_text(tidy) not in keys:
-            keys.add(normalise_text(tidy))
+        if _word_key(tidy) not in keys:
+            keys.add(_word_key(tidy))
             current.append(tidy)
     if len(current) > MAX_BLOCKED_WORDS:
         raise InvalidInput(
@@ -409,8 +403,8 @@ def add_blocked_words(config: GuildConfig, words: Iterable[str]) -> GuildConfig:
 
 
 def remove_blocked_words(config: GuildConfig, words: Iterable[str]) -> GuildConfig:
-    drop = {normalise_text(" ".join(w.split())) for w in words}
-    kept = tuple(w for w in config.blocked_words if normalise_text(w) not in drop)
+    drop = {_word_key(w) for w in words}
+    kept = tuple(w for w in config.blocked_words if _word_key(w) not in drop)
     return dataclasses.replace(config, blocked_words=kept)
 
 
@@ -423,7 +417,10 @@ def add_blocked_patterns(config: GuildConfig, pattern: str) -> GuildConfig:
             f"A server can have at most {MAX_BLOCKED_PATTERNS} blocked patterns. Remove one "
             "first (several words fit in one pattern: `cat|dog`)."
         )
-    return dataclasses.replace(config, blocked_patterns=(*config.blocked_patterns, pattern))
+    patterns = (*config.blocked_patterns, pattern)
+    if _patterns_cost(patterns) > MAX_TOTAL_PATTERN_COST:
+        raise InvalidInput(TOO_MANY_REPEATS)
+    return dataclasses.replace(config, blocked_patterns=patterns)
 
 
 def remove_blocked_patterns(config: GuildConfig, pattern: str) -> GuildConfig:
@@ -433,30 +430,56 @@ def remove_blocked_patterns(config: GuildConfig, pattern: str) -> GuildConfig:
 
 # --- blocked patterns: validation -----------------------------------------------------------
 
-# The stdlib's own regex parser, so the cost estimate sees exactly what ``re`` compiles. It is a
-# private module (re._parser since 3.11); imported by name so a rename fails loudly at start-up.
+# The stdlib's own regex parser and compiler, so the checks see exactly what ``re`` runs. They are
+# private modules (since 3.11); imported by name so a rename fails at import, and a unit test
+# covers them.
 _parser: Any = importlib.import_module("re._parser")
+_compiler: Any = importlib.import_module("re._compiler")
 _c: Any = importlib.import_module("re._constants")
 
-#: Worst-case backtracking steps per character position. One unbounded repeat is L+1 (L = the
-#: longest prompt), so ``foo.*bar`` passes; two unbounded repeats that can trade characters
-#: (``\w+\s*\w+``) are ~L^2 per position and are refused.
-MAX_PATTERN_COST = 8 * (MAX_PROMPT_CHARS + 1)
-_UNBOUNDED = _c.MAXREPEAT
+#: ``*``, ``+`` and ``{n,}`` in a blocked pattern match at most this many characters, and explicit
+#: repeat counts may not exceed it. Without a bound, ``\w+x`` alone backtracks ~L^2 steps on a
+#: crafted prompt of L = 5000 characters (~0.2 s with the event loop blocked: ``re`` holds the
+#: GIL, so a thread does not help).
+REPEAT_CAP = 100
+#: Worst-case ways a pattern can match at one position (a rough bound on its backtracking):
+#: one capped ``.*`` is ~100, ``.*`` twice would be ~10,000. Per pattern and for all of a server's
+#: patterns together; at the total, a crafted 5,000-character prompt costs ~0.1 s per pass
+#: (measured: ``\w*\s?\w{0,3}x``, cost 808, takes 0.05 s on 5,000 "a").
+MAX_PATTERN_COST = 1_000
+MAX_TOTAL_PATTERN_COST = 2_000
+
+_REPEATS = frozenset({_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT})
+_GROUPREFS = frozenset({_c.GROUPREF, _c.GROUPREF_IGNORE, _c.GROUPREF_EXISTS})
 
 
 class _Refused(Exception):
     """Internal: the pattern is refused for the reason given."""
 
 
-def check_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile an admin's pattern, or raise ``InvalidInput`` saying what to change.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    regex: re.Pattern[str]  # compiled with repeats capped at REPEAT_CAP
+    cost: int
 
-    Refused: syntax errors, more than ``MAX_PATTERN_CHARS`` characters, backreferences,
-    repetition of something that itself repeats or has alternatives (``(a+)+``, ``(a|b)*``: these
-    can take exponential time), and combinations whose worst case grows too fast with the prompt
-    length (``.*.*``).
+
+def check_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile an admin's pattern (case-insensitive, open-ended repeats capped at
+    ``REPEAT_CAP`` characters), or raise ``InvalidInput`` saying what to change.
+
+    Refused: syntax errors, more than ``MAX_PATTERN_CHARS`` characters, backreferences and
+    conditional groups, repeat counts above ``REPEAT_CAP``, repetition of something that itself
+    repeats or has alternatives (``(a+)+``, ``(cat|dog)*``: exponential time), and patterns whose
+    worst case exceeds ``MAX_PATTERN_COST`` (``.*x.*y``).
     """
+    return _check(pattern).regex
+
+
+def pattern_cost(pattern: str) -> int:
+    return _check(pattern).cost
+
+
+def _check(pattern: str) -> _Checked:
     if not isinstance(pattern, str) or not pattern.strip():
         raise InvalidInput("The pattern is empty. Write a regular expression, e.g. `ca+t`.")
     if len(pattern) > MAX_PATTERN_CHARS:
@@ -464,67 +487,31 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
             f"That pattern has {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}. "
             "Split it into several patterns."
         )
+    flags = re.IGNORECASE
     try:
-        compiled = re.compile(pattern, re.IGNORECASE)
-        tree = _parser.parse(pattern, re.IGNORECASE)
+        re.compile(pattern, flags)  # the public API's verdict and error message come first
+        tree = _parser.parse(pattern, flags)
     except re.error as exc:
-        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        where = f" (at character {exc.pos + 1})" if exc.pos is not None else ""
         raise InvalidInput(f"That is not a valid regular expression: {exc.msg}{where}.") from None
-    except (OverflowError, RecursionError, ValueError):
+    except (OverflowError, RecursionError):
         raise InvalidInput("That regular expression is too large. Simplify it.") from None
     try:
+        _cap_repeats(tree)
         cost = _cost(tree)
     except _Refused as exc:
-        raise InvalidInput(f"That pattern could make the bot very slow: {exc}.") from None
+        raise InvalidInput(f"That pattern could make the bot slow: {exc}.") from None
     if cost > MAX_PATTERN_COST:
         raise InvalidInput(
-            "That pattern could make the bot very slow on long prompts: it has too many open-ended "
-            "repeats. Use bounded ones like `.{0,30}` instead of `.*` or `\\w+`."
+            "That pattern could make the bot slow on long prompts: it combines too many "
+            "open-ended repeats. Use one `.*` or `\\w+` per pattern, or small bounded repeats "
+            "like `.{0,20}`."
         )
-    return compiled
-
-
-def _cost(subpattern: Any) -> int:
-    """An upper bound on the ways ``subpattern`` can match at one position (its backtracking)."""
-    total = 1
-    for op, av in subpattern:
-        total *= _item_cost(op, av)
-        if total > MAX_PATTERN_COST:
-            return total  # refused anyway; stop before the numbers get huge
-    return total
-
-
-def _item_cost(op: Any, av: Any) -> int:
-    limit = MAX_PROMPT_CHARS
-    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
-        low, high, body = av
-        if high == _UNBOUNDED or high > limit:
-            high = limit
-        if high > 1:
-            if _has(body, (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT)):
-                raise _Refused("it repeats something that already repeats, like `(a+)+`")
-            if _has(body, (_c.BRANCH,)):
-                raise _Refused(
-                    "it repeats alternatives, like `(a|b)+`; use a character class `[ab]+`"
-                )
-            if _c.GROUPREF_EXISTS in _ops(body):
-                raise _Refused("it uses a conditional group")
-        return (high - low + 1) * max(1, _cost(body)) if high > 1 else _cost(body) + 1
-    if op is _c.BRANCH:
-        return sum(_cost(alt) for alt in av[1])
-    if op is _c.SUBPATTERN:
-        return _cost(av[-1])
-    if op is _c.ATOMIC_GROUP:
-        return _cost(av)
-    if op in (_c.ASSERT, _c.ASSERT_NOT):
-        return _cost(av[1])
-    if op in (_c.GROUPREF, _c.GROUPREF_IGNORE, _c.GROUPREF_EXISTS):
-        raise _Refused("it refers back to a group (`\\1`, `(?P=name)`, `(?(1)...)`)")
-    return 1
+    return _Checked(_compiler.compile(tree, flags), cost)
 
 
 def _children(op: Any, av: Any) -> list[Any]:
-    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
+    if op in _REPEATS:
         return [av[2]]
     if op is _c.BRANCH:
         return list(av[1])
@@ -534,32 +521,57 @@ def _children(op: Any, av: Any) -> list[Any]:
         return [av]
     if op in (_c.ASSERT, _c.ASSERT_NOT):
         return [av[1]]
-    if op is _c.GROUPREF_EXISTS:
-        return [p for p in av[1:] if p is not None]
     return []
 
 
-def _ops(subpattern: Any) -> set[Any]:
-    found: set[Any] = set()
-    for op, av in subpattern:
-        found.add(op)
+def _contains(subpattern: Any, ops: frozenset[Any]) -> bool:
+    return any(
+        op in ops or any(_contains(child, ops) for child in _children(op, av))
+        for op, av in subpattern
+    )
+
+
+def _cap_repeats(subpattern: Any) -> None:
+    """Refuse what can explode; cap open-ended repeats at REPEAT_CAP (in place)."""
+    for index, (op, av) in enumerate(subpattern.data):
+        if op in _GROUPREFS:
+            raise _Refused("it refers back to a group (`\\1`, `(?P=name)`, `(?(1)...)`)")
+        if op in _REPEATS:
+            low, high, body = av
+            if high == _c.MAXREPEAT:
+                high = max(low, REPEAT_CAP)
+            if high > REPEAT_CAP:
+                raise _Refused(f"repeat counts above {REPEAT_CAP} are not allowed")
+            if high > 1 and _contains(body, _REPEATS):
+                raise _Refused("it repeats something that repeats itself, like `(a+)+`")
+            if high > 1 and _contains(body, frozenset({_c.BRANCH})):
+                raise _Refused(
+                    "it repeats a choice, like `(cat|dog)+`; list the words once, or use a "
+                    "character class like `[ab]+`"
+                )
+            subpattern.data[index] = (op, (low, high, body))
         for child in _children(op, av):
-            found |= _ops(child)
-    return found
+            _cap_repeats(child)
 
 
-def _has(subpattern: Any, ops: tuple[Any, ...]) -> bool:
-    """True when ``subpattern`` contains one of ``ops`` that can match more than once (a plain
-    ``?`` is harmless)."""
+def _cost(subpattern: Any) -> int:
+    """An upper bound on the ways ``subpattern`` can match at one position."""
+    total = 1
     for op, av in subpattern:
-        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT) and op in ops:
-            if av[1] > 1:
-                return True
-        elif op in ops:
-            return True
-        if any(_has(child, ops) for child in _children(op, av)):
-            return True
-    return False
+        if op in _REPEATS:
+            low, high, body = av
+            # Bodies of repeats above 1 hold no repeats or choices (see _cap_repeats).
+            factor = high - low + 1 if high > 1 else _cost(body) + 1
+        elif op is _c.BRANCH:
+            factor = sum(_cost(alt) for alt in av[1])
+        else:
+            factor = max((_cost(child) for child in _children(op, av)), default=1)
+        total = min(total * factor, MAX_TOTAL_PATTERN_COST * 10)  # keep the numbers small
+    return total
+
+
+def _patterns_cost(patterns: Iterable[str]) -> int:
+    return sum(_check(p).cost for p in patterns)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.domain.config import BOT_WIDE, GuildConfig, apply_rules, dms_allowed
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
 from bot.generation import GenerationService
 from bot.jobs.credits import CreditMonitor
 from bot.media import MediaFetcher
+from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.quotas import QuotaRepository
 from bot.ui import embeds
@@ -48,6 +50,20 @@ class JobContext:
     quotas: QuotaRepository | None = None  # /quota and the admin commands
     credits: CreditMonitor | None = None  # /wan-admin balance
     owner_ids: frozenset[int] = frozenset()  # bot owners: admin everywhere
+    configs: GuildConfigRepository | None = None  # per-server rules; None: no rules apply
+
+
+async def server_config(ctx: JobContext, guild_id: int | None) -> GuildConfig:
+    """The rules for a request: its server's, or the bot-wide ones (guild 0) in DMs."""
+    if ctx.configs is None:
+        return GuildConfig()
+    return await ctx.configs.get(BOT_WIDE if guild_id is None else guild_id)
+
+
+def parent_channel_id(channel: object) -> int | None:
+    """The channel a thread belongs to: a thread of an enabled channel is enabled too."""
+    parent = getattr(channel, "parent_id", None)
+    return parent if isinstance(parent, int) else None
 
 
 def role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:
@@ -82,6 +98,28 @@ async def defer(interaction: discord.Interaction) -> None:
         interaction.extras[STATUS_MESSAGE] = True
 
 
+async def admit(
+    interaction: discord.Interaction, ctx: JobContext, request: GenerationRequest
+) -> tuple[GenerationRequest, GuildConfig]:
+    """The checks that need no download: the model's rules, the server's rules, the channel."""
+    validate_request(request)
+    config = await server_config(ctx, interaction.guild_id)
+    request = apply_rules(
+        config,
+        channel_id=interaction.channel_id,
+        parent_channel_id=parent_channel_id(interaction.channel),
+        request=request,
+    )
+    check_channel(interaction, allow_dms=dms_allowed(config, ctx.allow_dms))
+    return request, config
+
+
+async def check_channel_for(interaction: discord.Interaction, ctx: JobContext) -> None:
+    """check_channel with the bot-wide DM switch applied."""
+    config = await server_config(ctx, interaction.guild_id)
+    check_channel(interaction, allow_dms=dms_allowed(config, ctx.allow_dms))
+
+
 async def begin_job(
     interaction: discord.Interaction,
     ctx: JobContext,
@@ -90,9 +128,10 @@ async def begin_job(
     parent_job_id: str | None = None,
     reply_to_message_id: int | None = None,
 ) -> Job:
-    """Validate, defer, show a status message, submit. Returns the stored job."""
-    validate_request(request)  # cheap: refuse before deferring so the answer can be ephemeral
-    check_channel(interaction, allow_dms=ctx.allow_dms)
+    """Validate, apply the server's rules, defer, show a status message, submit. Returns the
+    stored job."""
+    # Cheap checks first: refuse before deferring so the answer can be ephemeral.
+    request, config = await admit(interaction, ctx, request)
     await defer(interaction)
     status = await interaction.edit_original_response(
         embed=embeds.preparing_embed(request), allowed_mentions=NO_PINGS
@@ -108,6 +147,7 @@ async def begin_job(
         status_message_id=status.id,
         reply_to_message_id=reply_to_message_id,
         upload_limit=interaction.filesize_limit,
+        spoiler=config.spoiler,
     )
     # From here on the engine's progress updates keep the status message current.
     return await ctx.service.submit(

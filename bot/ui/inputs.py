@@ -26,7 +26,7 @@ import discord
 from yarl import URL
 
 from bot.domain.models import GenerationRequest, ImageRef, ImageSource, Job
-from bot.domain.validation import MAX_INPUT_IMAGES, validate_request
+from bot.domain.validation import MAX_INPUT_IMAGES
 from bot.errors import InvalidInput, MediaError
 from bot.media import (
     INPUT_MAX_ASPECT,
@@ -36,7 +36,7 @@ from bot.media import (
     MediaFetcher,
     check_input_image_async,
 )
-from bot.ui.flow import JobContext, begin_job, check_channel, defer
+from bot.ui.flow import JobContext, admit, begin_job, defer
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +263,8 @@ async def begin_image_job(
     "thinking…" message and answers with an ephemeral followup).
     """
     request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
-    check_channel(interaction, allow_dms=ctx.allow_dms)
     precheck(candidates)
-    validate_request(request)
+    await admit(interaction, ctx, request)  # server rules and channel before any download
     await defer(interaction)
     refs = await verify(candidates, input_fetcher(ctx))
     log.info("user %s: %d input image(s) checked", interaction.user.id, len(refs))

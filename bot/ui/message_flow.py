@@ -16,13 +16,20 @@ import secrets
 
 import discord
 
+from bot.domain.config import apply_rules, dms_allowed, require_channel
 from bot.domain.models import GenerationRequest, Job, Mode
 from bot.domain.validation import normalise_prompt, validate_request
 from bot.errors import InvalidInput
 from bot.jobs.background import TaskGroup
 from bot.ui import embeds, inputs
 from bot.ui.errors import user_message
-from bot.ui.flow import JobContext, missing_permissions, role_ids
+from bot.ui.flow import (
+    JobContext,
+    missing_permissions,
+    parent_channel_id,
+    role_ids,
+    server_config,
+)
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import DEFAULT_UPLOAD_LIMIT, DiscordTarget
 
@@ -133,13 +140,16 @@ async def start_from_message(
 
 async def _start(message: discord.Message, ctx: JobContext, me_id: int) -> Job | None:
     in_dm = message.guild is None
-    if in_dm and not ctx.allow_dms:
+    config = await server_config(ctx, message.guild.id if message.guild else None)
+    if in_dm and not dms_allowed(config, ctx.allow_dms):
         raise InvalidInput("This bot does not take requests in DMs here. Use it in a server.")
     can_answer, missing = _permission_problem(message)
     if not can_answer:
         # Not even an error reply would get through; the member will notice the silence.
         log.info("channel %s: cannot reply (missing %s)", message.channel.id, missing)
         return None
+    parent_id = parent_channel_id(message.channel)
+    require_channel(config, message.channel.id, parent_id)  # before fetching anything
     if missing:
         raise InvalidInput(
             "I can't post images in this channel: I'm missing the "
@@ -164,6 +174,9 @@ async def _start(message: discord.Message, ctx: JobContext, me_id: int) -> Job |
     )
     inputs.precheck(candidates)
     validate_request(request)
+    request = apply_rules(
+        config, channel_id=message.channel.id, parent_channel_id=parent_id, request=request
+    )
 
     status = await message.reply(
         embed=embeds.preparing_embed(request), allowed_mentions=NO_PINGS, mention_author=False
@@ -177,6 +190,7 @@ async def _start(message: discord.Message, ctx: JobContext, me_id: int) -> Job |
             status_message_id=status.id,
             reply_to_message_id=message.id,
             upload_limit=message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT,
+            spoiler=config.spoiler,
         )
         return await ctx.service.submit(
             dataclasses.replace(request, images=tuple(refs)),

@@ -1,0 +1,394 @@
+"""/wan-admin config ...: where the bot works on a server and what it accepts there.
+
+Discord nests commands at most two levels below the top (``/wan-admin config show``), so the
+settings are flat subcommands named noun-first (``channels-add``, ``blocked-words-list``) to sort
+together in the command picker. Every reply is private.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable
+from typing import Literal
+
+import discord
+from discord import app_commands
+
+from bot.domain import config as rules
+from bot.domain.config import BOT_WIDE, GuildConfig
+from bot.domain.models import Resolution
+from bot.domain.validation import DEFAULT_RESOLUTION
+from bot.errors import InvalidInput, ServiceUnavailable
+from bot.store.guild_config import GuildConfigRepository
+from bot.ui import embeds
+from bot.ui.sink import NO_PINGS
+from cogs.admin_group import AdminSubgroup, require_admin, require_owner
+
+AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
+OnOff = Literal["on", "off"]
+TEXT_LIMIT = 1900  # a reply longer than this goes out as a text file
+
+_POSTABLE = (
+    discord.ChannelType.text,
+    discord.ChannelType.news,
+    discord.ChannelType.voice,  # text chat in voice channels
+    discord.ChannelType.stage_voice,
+    discord.ChannelType.forum,  # posts are threads of it
+    discord.ChannelType.media,
+    discord.ChannelType.public_thread,
+    discord.ChannelType.private_thread,
+    discord.ChannelType.news_thread,
+)
+
+
+class ConfigCommands(
+    AdminSubgroup, name="config", description="Where and how the bot works on this server"
+):
+    def _repo(self) -> GuildConfigRepository:
+        if self.ctx.configs is None:
+            raise ServiceUnavailable("Server settings are not available right now.")
+        return self.ctx.configs
+
+    async def _change(
+        self, interaction: discord.Interaction, change: Callable[[GuildConfig], GuildConfig]
+    ) -> tuple[GuildConfig, GuildConfig]:
+        """(before, after): the change is read, checked and written in one transaction."""
+        guild_id = require_admin(interaction, self.ctx.owner_ids)
+        before: list[GuildConfig] = []
+
+        def remember(current: GuildConfig) -> GuildConfig:
+            before.append(current)
+            return change(current)
+
+        after = await self._repo().modify(guild_id, remember)
+        return before[0], after
+
+    # --- overview -------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="This server's settings")
+    async def show(self, interaction: discord.Interaction) -> None:
+        guild_id = require_admin(interaction, self.ctx.owner_ids)
+        config = await self._repo().get(guild_id)
+        bot_wide = await self._repo().get(BOT_WIDE)
+        await interaction.response.send_message(
+            embed=settings_embed(config, bot_wide, allow_dms_default=self.ctx.allow_dms),
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
+        )
+
+    # --- channels ---------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="channels-add", description="Allow image generation in a channel (and its threads)"
+    )
+    @app_commands.describe(channel="Once any channel is added, only listed channels work")
+    async def channels_add(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
+        if channel.type not in _POSTABLE:
+            raise InvalidInput("Pick a channel members can post in, not a category.")
+        before, after = await self._change(
+            interaction,
+            lambda c: (
+                c
+                if channel.id in c.allowed_channels
+                else dataclasses.replace(c, allowed_channels=(*c.allowed_channels, channel.id))
+            ),
+        )
+        already = " was already on the list" if before == after else " was added"
+        await _reply(
+            interaction,
+            f"{channel.mention}{already}. Image generation works only in "
+            f"{_channels(after.allowed_channels)}; elsewhere members are told where to go.",
+        )
+
+    @app_commands.command(name="channels-remove", description="Stop allowing a listed channel")
+    async def channels_remove(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
+        before, after = await self._change(
+            interaction,
+            lambda c: dataclasses.replace(
+                c, allowed_channels=tuple(x for x in c.allowed_channels if x != channel.id)
+            ),
+        )
+        if before == after:
+            raise InvalidInput(f"{channel.mention} is not on the list.")
+        if not after.allowed_channels:
+            await _reply(
+                interaction,
+                f"{channel.mention} was removed. The list is empty now, so image generation "
+                "works in **every** channel.",
+            )
+            return
+        await _reply(
+            interaction,
+            f"{channel.mention} was removed. Image generation works only in "
+            f"{_channels(after.allowed_channels)}.",
+        )
+
+    @app_commands.command(name="channels-clear", description="Allow image generation everywhere")
+    async def channels_clear(self, interaction: discord.Interaction) -> None:
+        await self._change(interaction, lambda c: dataclasses.replace(c, allowed_channels=()))
+        await _reply(interaction, "Image generation works in every channel again.")
+
+    # --- resolution -------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="resolution-default", description="The resolution used when a member picks none"
+    )
+    async def resolution_default(
+        self,
+        interaction: discord.Interaction,
+        resolution: Literal["1K", "2K", "4K", "model default"],
+    ) -> None:
+        chosen = None if resolution == "model default" else Resolution(resolution)
+
+        def change(c: GuildConfig) -> GuildConfig:
+            if chosen is not None and rules.clamp_resolution(chosen, c.max_resolution) != chosen:
+                raise InvalidInput(
+                    f"This server's maximum is {c.max_resolution}. Choose that or lower, or "
+                    "raise the maximum first with `/wan-admin config resolution-max`."
+                )
+            return dataclasses.replace(c, default_resolution=chosen)
+
+        await self._change(interaction, change)
+        if chosen is None:
+            text = f"Requests without a resolution use the model default ({DEFAULT_RESOLUTION})."
+        else:
+            text = f"Requests without a resolution use {chosen}."
+            if chosen is Resolution.R4K:
+                text += " Edits and image sets use 2K, their maximum."
+        await _reply(interaction, text)
+
+    @app_commands.command(name="resolution-max", description="The highest resolution allowed")
+    async def resolution_max(
+        self, interaction: discord.Interaction, resolution: Literal["1K", "2K", "4K"]
+    ) -> None:
+        limit = Resolution(resolution)
+
+        def change(c: GuildConfig) -> GuildConfig:
+            default = c.default_resolution
+            if default is not None:
+                default = rules.clamp_resolution(default, limit)
+            return dataclasses.replace(c, max_resolution=limit, default_resolution=default)
+
+        before, after = await self._change(interaction, change)
+        text = f"Members can ask for at most {limit}; larger requests are refused with a reason."
+        if before.default_resolution != after.default_resolution:
+            text += f" The default resolution was lowered to {after.default_resolution}."
+        await _reply(interaction, text)
+
+    # --- spoilers -------------------------------------------------------------------------
+
+    @app_commands.command(name="spoiler", description="Post every result as a spoiler")
+    async def spoiler(self, interaction: discord.Interaction, state: OnOff) -> None:
+        await self._change(interaction, lambda c: dataclasses.replace(c, spoiler=state == "on"))
+        await _reply(
+            interaction,
+            "Results are posted as spoilers from now on."
+            if state == "on"
+            else "Results are posted normally (no spoilers).",
+        )
+
+    # --- blocked words --------------------------------------------------------------------
+
+    @app_commands.command(
+        name="blocked-words-add", description="Refuse prompts with these words (comma-separated)"
+    )
+    @app_commands.describe(words="Whole words or phrases, e.g. gore, bad word")
+    async def blocked_words_add(
+        self, interaction: discord.Interaction, words: app_commands.Range[str, 1, 1000]
+    ) -> None:
+        wanted = rules.split_words(words)
+        if not wanted:
+            raise InvalidInput("Give one or more words, separated by commas.")
+        before, after = await self._change(
+            interaction, lambda c: rules.add_blocked_words(c, wanted)
+        )
+        added = len(after.blocked_words) - len(before.blocked_words)
+        skipped = len(wanted) - added
+        text = f"Blocked {added} word{'s' if added != 1 else ''}"
+        if skipped:
+            text += f" ({skipped} already blocked)"
+        text += (
+            f". This server blocks {len(after.blocked_words)} in all. Matching ignores case, "
+            "accents, hidden characters and common disguises (b@d, b a d)."
+        )
+        await _reply(interaction, text)
+
+    @app_commands.command(name="blocked-words-remove", description="Allow these words again")
+    async def blocked_words_remove(
+        self, interaction: discord.Interaction, words: app_commands.Range[str, 1, 1000]
+    ) -> None:
+        wanted = rules.split_words(words)
+        before, after = await self._change(
+            interaction, lambda c: rules.remove_blocked_words(c, wanted)
+        )
+        removed = len(before.blocked_words) - len(after.blocked_words)
+        if not removed:
+            raise InvalidInput("None of those words are blocked here.")
+        await _reply(
+            interaction,
+            f"Removed {removed} word{'s' if removed != 1 else ''}; "
+            f"{len(after.blocked_words)} still blocked.",
+        )
+
+    @app_commands.command(name="blocked-words-list", description="The words blocked here")
+    async def blocked_words_list(self, interaction: discord.Interaction) -> None:
+        guild_id = require_admin(interaction, self.ctx.owner_ids)
+        words = (await self._repo().get(guild_id)).blocked_words
+        if not words:
+            await _reply(interaction, "No words are blocked here.")
+            return
+        await _reply_long(
+            interaction, f"Blocked words ({len(words)})", ", ".join(words), "blocked-words.txt"
+        )
+
+    # --- blocked patterns -----------------------------------------------------------------
+
+    @app_commands.command(
+        name="blocked-patterns-add", description="Refuse prompts matching a regular expression"
+    )
+    @app_commands.describe(pattern="Case-insensitive, e.g. \\bkill\\s+(him|her)\\b")
+    async def blocked_patterns_add(
+        self,
+        interaction: discord.Interaction,
+        pattern: app_commands.Range[str, 1, rules.MAX_PATTERN_CHARS],
+    ) -> None:
+        before, after = await self._change(
+            interaction, lambda c: rules.add_blocked_patterns(c, pattern)
+        )
+        if before == after:
+            raise InvalidInput("That pattern is already on the list.")
+        await _reply(
+            interaction,
+            f"Added; {len(after.blocked_patterns)} pattern(s) in all. Matching ignores case; "
+            f"`*` and `+` match at most {rules.REPEAT_CAP} characters.",
+        )
+
+    @app_commands.command(name="blocked-patterns-remove", description="Remove a blocked pattern")
+    @app_commands.describe(pattern="Exactly as listed by blocked-patterns-list")
+    async def blocked_patterns_remove(
+        self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 1000]
+    ) -> None:
+        before, after = await self._change(
+            interaction, lambda c: rules.remove_blocked_patterns(c, pattern)
+        )
+        if before == after:
+            raise InvalidInput(
+                "That pattern is not on the list. Copy it exactly from "
+                "`/wan-admin config blocked-patterns-list`."
+            )
+        await _reply(interaction, f"Removed; {len(after.blocked_patterns)} pattern(s) left.")
+
+    @app_commands.command(name="blocked-patterns-list", description="The patterns blocked here")
+    async def blocked_patterns_list(self, interaction: discord.Interaction) -> None:
+        guild_id = require_admin(interaction, self.ctx.owner_ids)
+        patterns = (await self._repo().get(guild_id)).blocked_patterns
+        if not patterns:
+            await _reply(interaction, "No patterns are blocked here.")
+            return
+        await _reply_long(
+            interaction,
+            f"Blocked patterns ({len(patterns)})",
+            "\n".join(patterns),
+            "blocked-patterns.txt",
+        )
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="alerts-channel-set", description="Where the bot posts alerts (credits running out)"
+    )
+    async def alerts_channel_set(
+        self, interaction: discord.Interaction, channel: app_commands.AppCommandChannel
+    ) -> None:
+        if channel.type not in (discord.ChannelType.text, discord.ChannelType.news):
+            raise InvalidInput("Pick a text channel for alerts.")
+        await self._change(
+            interaction, lambda c: dataclasses.replace(c, alerts_channel_id=channel.id)
+        )
+        await _reply(
+            interaction,
+            f"Alerts go to {channel.mention}. Make sure I can send messages there.",
+        )
+
+    @app_commands.command(name="alerts-channel-clear", description="Stop posting alerts")
+    async def alerts_channel_clear(self, interaction: discord.Interaction) -> None:
+        await self._change(interaction, lambda c: dataclasses.replace(c, alerts_channel_id=None))
+        await _reply(interaction, "Alerts are not posted on this server any more.")
+
+    # --- bot-wide ---------------------------------------------------------------------------
+
+    @app_commands.command(name="dms", description="Bot owner: allow requests in DMs (all servers)")
+    @app_commands.describe(state="'default' follows the ALLOW_DMS setting")
+    async def dms(
+        self, interaction: discord.Interaction, state: Literal["on", "off", "default"]
+    ) -> None:
+        require_owner(interaction, self.ctx.owner_ids)
+        value = None if state == "default" else state == "on"
+        after = await self._repo().update(BOT_WIDE, dms_allowed=value)
+        allowed = rules.dms_allowed(after, self.ctx.allow_dms)
+        source = " (the ALLOW_DMS setting)" if value is None else ""
+        await _reply(
+            interaction,
+            f"Requests in DMs are {'allowed' if allowed else 'refused'}{source}, for every server.",
+        )
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _channels(ids: tuple[int, ...]) -> str:
+    return ", ".join(f"<#{c}>" for c in ids) if ids else "every channel"
+
+
+def settings_embed(
+    config: GuildConfig, bot_wide: GuildConfig, *, allow_dms_default: bool
+) -> discord.Embed:
+    embed = discord.Embed(title="Image bot settings", colour=embeds.BRAND)
+    embed.add_field(
+        name="Channels",
+        value=embeds.clip(_channels(config.allowed_channels), 1024),
+        inline=False,
+    )
+    default = config.default_resolution
+    if default is None:
+        default_text = f"model default ({DEFAULT_RESOLUTION})"
+        effective = rules.clamp_resolution(DEFAULT_RESOLUTION, config.max_resolution)
+        if effective is not DEFAULT_RESOLUTION:
+            default_text = f"{effective} (the maximum)"
+    else:
+        default_text = str(default)
+    embed.add_field(
+        name="Resolution", value=f"default {default_text} · maximum {config.max_resolution}"
+    )
+    embed.add_field(name="Spoilers", value="every result" if config.spoiler else "off")
+    embed.add_field(
+        name="Blocked",
+        value=f"{len(config.blocked_words)} word(s), {len(config.blocked_patterns)} pattern(s)",
+    )
+    embed.add_field(
+        name="Alerts channel",
+        value=f"<#{config.alerts_channel_id}>" if config.alerts_channel_id else "not set",
+    )
+    dms = rules.dms_allowed(bot_wide, allow_dms_default)
+    source = "set by the bot owner" if bot_wide.dms_allowed is not None else "ALLOW_DMS setting"
+    embed.add_field(name="DMs (all servers)", value=f"{'allowed' if dms else 'off'} ({source})")
+    return embed
+
+
+async def _reply(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def _reply_long(interaction: discord.Interaction, title: str, body: str, name: str) -> None:
+    """A code block when it fits in a message, else a text file."""
+    if len(body) + len(title) + 16 <= TEXT_LIMIT:
+        safe = body.replace("```", "`\u200b``")  # a pattern must not close the code block
+        await _reply(interaction, f"**{title}**\n```\n{safe}\n```")
+        return
+    await interaction.response.send_message(
+        f"**{title}**",
+        file=discord.File(io.BytesIO(body.encode()), filename=name),
+        ephemeral=True,
+        allowed_mentions=NO_PINGS,
+    )

@@ -1,0 +1,54 @@
+"""Credit alerts reach the servers' alerts channels once; requests pause while crun is out."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from tests.e2e.conftest import WanWorld
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def set_alerts_channel(wan: WanWorld) -> int:
+    role = wan.fake.add_role(wan.guild, "admins", discord.Permissions(manage_guild=True).value)
+    boss = wan.fake.add_member(wan.guild, username="boss", roles=[role])
+    alerts = wan.fake.add_channel(wan.guild, "bot-alerts")
+    handle = await wan.fake.slash(
+        boss, wan.guild, wan.channel, "wan-admin config alerts-channel-set", {"channel": alerts}
+    )
+    await handle.wait_response()
+    return alerts.id
+
+
+async def test_low_balance_alert_is_posted_once_across_restarts(wan: WanWorld) -> None:
+    async with wan.fake.running(wan.bot()):
+        alerts = await set_alerts_channel(wan)
+    wan.crun.balance = 40  # below the default threshold of 100
+    async with wan.fake.running(wan.bot()):
+        await wan.fake.wait_message(alerts, lambda m: "low" in m.content, timeout=10)
+    async with wan.fake.running(wan.bot()):
+        await wan.fake.wait_bot_idle()
+    posted = [m for m in wan.fake.messages[alerts] if "balance" in m.content]
+    assert len(posted) == 1
+    assert "40" in posted[0].content
+    assert posted[0].allowed_mentions == {"parse": []}
+
+
+async def test_out_of_credits_pauses_requests_until_top_up(wan: WanWorld) -> None:
+    async with wan.fake.running(wan.bot()) as bot:
+        alerts = await set_alerts_channel(wan)
+        wan.crun.balance = 0
+        first = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "x"})
+        await first.wait_response()
+        await wan.fake.wait_message(alerts, lambda m: "out of credits" in m.content, timeout=10)
+        second = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "imagine", {"prompt": "y"})
+        await second.wait_until(lambda h: any(f.ephemeral for f in h.followups), timeout=10)
+        assert any("paused" in f.content for f in second.followups if f.ephemeral)
+        wan.crun.balance = 1000
+        await bot.runtime.credits.check()
+        await wan.fake.wait_message(alerts, lambda m: "recovered" in m.content, timeout=10)
+        third = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "imagine", {"prompt": "z"})
+        await third.wait_response()
+        await wait_until(lambda: len(wan.crun.tasks) == 1, timeout=10, what="a task after top-up")
