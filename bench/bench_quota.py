@@ -40,8 +40,14 @@ async def run(n: int, users: int, concurrency: int) -> None:
             async with sem:
                 try:
                     await jobs.create(
-                        user_id=i % users, guild_id=1, request=request, target=Target("b"),
-                        now=time.time(), owner=None, charge=Charge(1.0), policy=policy,
+                        user_id=i % users,
+                        guild_id=1,
+                        request=request,
+                        target=Target("b"),
+                        now=time.time(),
+                        owner=None,
+                        charge=Charge(1.0),
+                        policy=policy,
                     )
                     admitted += 1
                 except QuotaExceeded:

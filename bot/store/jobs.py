@@ -115,9 +115,17 @@ class JobRepository:
             await conn.execute(
                 "INSERT INTO job_events (job_id, at, event) VALUES (?, ?, 'created')", (jid, now)
             )
-        job = await self.get(jid)
-        assert job is not None
-        return job
+        # Built from what was just inserted: re-reading would cost another round trip.
+        return Job(
+            id=jid,
+            user_id=user_id,
+            guild_id=guild_id,
+            request=request,
+            target=target,
+            status=JobStatus.QUEUED,
+            created_at=now,
+            parent_job_id=parent_job_id,
+        )
 
     async def get(self, job_id: str) -> Job | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

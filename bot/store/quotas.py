@@ -64,22 +64,94 @@ async def effective_limits(
     row = await cur.fetchone()
     if row:
         return Limits(row[0], row[1])
-    if role_ids:
-        marks = ",".join("?" for _ in role_ids)
-        sql = (
-            "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'role'"  # noqa: S608 - placeholders only
-            f" AND subject_id IN ({marks})"
-        )
-        cur = await conn.execute(sql, (guild_id, *role_ids))
-        best = most_generous(Limits(r[0], r[1]) for r in await cur.fetchall())
-        if best is not None:
-            return best
+    return await _role_or_default_limits(conn, guild_id, role_ids, policy)
+
+
+async def _role_or_default_limits(
+    conn: aiosqlite.Connection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
+) -> Limits:
+    marks = ",".join("?" for _ in role_ids) or "NULL"
+    sql = (
+        "SELECT scope, daily, monthly FROM quota_limits WHERE guild_id = ?"  # noqa: S608 - placeholders only
+        f" AND (scope = 'guild' OR (scope = 'role' AND subject_id IN ({marks})))"
+    )
+    cur = await conn.execute(sql, (guild_id, *role_ids))
+    rows = list(await cur.fetchall())
+    roles = most_generous(Limits(r[1], r[2]) for r in rows if r[0] == "role")
+    if roles is not None:
+        return roles
+    server = [Limits(r[1], r[2]) for r in rows if r[0] == "guild"]
+    return server[0] if server else policy.default_limits
+
+
+# One round trip for everything a reservation needs to know about a member (the thread hop of each
+# aiosqlite statement dominates the cost of a reservation).
+_STANDING = f"""
+WITH r AS (SELECT COALESCE(
+    (SELECT reset_at FROM quota_resets WHERE guild_id = :g AND user_id = :u), 0) AS reset_at)
+SELECT
+    (SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = :g AND user_id = :u
+        AND created_at >= MAX(:day, (SELECT reset_at FROM r))),
+    (SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = :g AND user_id = :u
+        AND created_at >= MAX(:month, (SELECT reset_at FROM r))),
+    (SELECT SUM(credits) FROM quota_grants WHERE guild_id = :g AND user_id = :u
+        AND period = 'day' AND window_start = :day),
+    (SELECT SUM(credits) FROM quota_grants WHERE guild_id = :g AND user_id = :u
+        AND period = 'month' AND window_start = :month),
+    (SELECT COUNT(*) FROM ledger WHERE user_id = :u AND state = 'reserved'),
+    (SELECT COUNT(*) FROM ledger WHERE guild_id = :g AND state = 'reserved'),
+    (SELECT COUNT(*) FROM blocked_users WHERE guild_id = :g AND user_id = :u),
+    (SELECT MAX(created_at) FROM ledger WHERE guild_id = :g AND user_id = :u),
+    (SELECT COUNT(*) FROM quota_limits WHERE guild_id = :g AND scope = 'user' AND subject_id = :u),
+    (SELECT daily FROM quota_limits WHERE guild_id = :g AND scope = 'user' AND subject_id = :u),
+    (SELECT monthly FROM quota_limits WHERE guild_id = :g AND scope = 'user' AND subject_id = :u)
+"""  # noqa: S608 - only constants are interpolated
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    usage: Usage
+    guild_running: int
+    blocked: bool
+    last_request_at: float | None
+
+
+async def standing_in(
+    conn: aiosqlite.Connection,
+    *,
+    guild_id: int,
+    user_id: int,
+    role_ids: Sequence[int],
+    policy: QuotaPolicy,
+    now: float,
+) -> Standing:
+    day_start, day_end = day_window(now)
+    month_start, month_end = month_window(now)
     cur = await conn.execute(
-        "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'guild'",
-        (guild_id,),
+        _STANDING, {"g": guild_id, "u": user_id, "day": day_start, "month": month_start}
     )
     row = await cur.fetchone()
-    return Limits(row[0], row[1]) if row else policy.default_limits
+    assert row is not None
+    if row[8]:
+        limits = Limits(row[9], row[10])  # the member's own override wins
+    else:
+        limits = await _role_or_default_limits(conn, guild_id, role_ids, policy)
+    usage = Usage(
+        daily_used=float(row[0] or 0),
+        monthly_used=float(row[1] or 0),
+        limits=limits,
+        daily_granted=float(row[2] or 0),
+        monthly_granted=float(row[3] or 0),
+        day_resets_at=day_end,
+        month_resets_at=month_end,
+        running=int(row[4]),
+    )
+    return Standing(
+        usage=usage,
+        guild_running=int(row[5]),
+        blocked=bool(row[6]),
+        last_request_at=row[7],
+    )
 
 
 async def usage_in(
@@ -91,37 +163,10 @@ async def usage_in(
     policy: QuotaPolicy,
     now: float,
 ) -> Usage:
-    day_start, day_end = day_window(now)
-    month_start, month_end = month_window(now)
-    reset_at = await _one(
-        conn,
-        "SELECT reset_at FROM quota_resets WHERE guild_id = ? AND user_id = ?",
-        (guild_id, user_id),
+    standing = await standing_in(
+        conn, guild_id=guild_id, user_id=user_id, role_ids=role_ids, policy=policy, now=now
     )
-    spent = (
-        f"SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = ? AND user_id = ?"  # noqa: S608 - constant
-        " AND created_at >= ?"
-    )
-    granted = (
-        "SELECT SUM(credits) FROM quota_grants WHERE guild_id = ? AND user_id = ?"
-        " AND period = ? AND window_start = ?"
-    )
-    return Usage(
-        daily_used=await _one(conn, spent, (guild_id, user_id, max(day_start, reset_at))),
-        monthly_used=await _one(conn, spent, (guild_id, user_id, max(month_start, reset_at))),
-        limits=await effective_limits(conn, guild_id, user_id, role_ids, policy),
-        daily_granted=await _one(conn, granted, (guild_id, user_id, "day", day_start)),
-        monthly_granted=await _one(conn, granted, (guild_id, user_id, "month", month_start)),
-        day_resets_at=day_end,
-        month_resets_at=month_end,
-        running=int(
-            await _one(
-                conn,
-                "SELECT COUNT(*) FROM ledger WHERE user_id = ? AND state = 'reserved'",
-                (user_id,),
-            )
-        ),
-    )
+    return standing.usage
 
 
 async def reserve(
@@ -136,39 +181,27 @@ async def reserve(
 ) -> None:
     """Check every rule and hold the credits, inside the caller's write transaction."""
     gid = guild_id or 0
-    cur = await conn.execute(
-        "SELECT 1 FROM blocked_users WHERE guild_id = ? AND user_id = ?", (gid, user_id)
+    standing = await standing_in(
+        conn, guild_id=gid, user_id=user_id, role_ids=charge.role_ids, policy=policy, now=now
     )
-    if await cur.fetchone():
+    if standing.blocked:
         raise QuotaExceeded(
             "You can't use the image bot here. If you think that's a mistake, ask a server admin."
         )
-    if policy.cooldown_seconds > 0:
-        cur = await conn.execute(
-            "SELECT MAX(created_at) FROM ledger WHERE guild_id = ? AND user_id = ?",
-            (gid, user_id),
-        )
-        row = await cur.fetchone()
-        last = row[0] if row else None
-        if last is not None and now - last < policy.cooldown_seconds:
-            ready = _ts(last + policy.cooldown_seconds)
-            raise QuotaExceeded(f"Please wait a moment: you can start your next image {ready}.")
-    usage = await usage_in(
-        conn, guild_id=gid, user_id=user_id, role_ids=charge.role_ids, policy=policy, now=now
-    )
+    last = standing.last_request_at
+    if policy.cooldown_seconds > 0 and last is not None and now - last < policy.cooldown_seconds:
+        ready = _ts(last + policy.cooldown_seconds)
+        raise QuotaExceeded(f"Please wait a moment: you can start your next image {ready}.")
+    usage = standing.usage
     if usage.running >= policy.user_concurrent:
         raise QuotaExceeded(
             f"You already have {usage.running} image job{'s' if usage.running != 1 else ''} "
             "running. Wait for one to finish, then try again."
         )
-    if gid and policy.guild_concurrent:
-        running_here = await _one(
-            conn, "SELECT COUNT(*) FROM ledger WHERE guild_id = ? AND state = 'reserved'", (gid,)
+    if gid and standing.guild_running >= policy.guild_concurrent:
+        raise QuotaExceeded(
+            "This server has too many images in progress right now. Try again in a minute."
         )
-        if running_here >= policy.guild_concurrent:
-            raise QuotaExceeded(
-                "This server has too many images in progress right now. Try again in a minute."
-            )
     cost = charge.cost
     for left, limit, window, resets in (
         (usage.daily_left, usage.daily_limit, "daily", usage.day_resets_at),

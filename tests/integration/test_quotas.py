@@ -76,7 +76,11 @@ async def test_refund_happens_once_even_across_a_restart(harness: Harness) -> No
     harness.crun.task_latency = None
     first = await harness.engine(quota=ROOMY)
     job = await first.submit(REQ, user_id=1, guild_id=GUILD, target=TEST, charge=Charge(4))
-    await wait_until(lambda: len(harness.crun.tasks) == 1, what="the task")
+
+    async def pending() -> bool:
+        return (await harness.jobs.require(job.id)).status is JobStatus.PENDING
+
+    await wait_until(pending, what="the task id to be stored")
     await first.crash()
     await harness.jobs.heartbeat(first.instance_id, now=0.0)
     harness.crun.finish(next(iter(harness.crun.tasks)), status="failed", message="boom")
