@@ -48,28 +48,11 @@ async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -
     return float(row[0] or 0) if row else 0.0
 
 
-async def effective_limits(
-    conn: aiosqlite.Connection,
-    guild_id: int,
-    user_id: int,
-    role_ids: Sequence[int],
-    policy: QuotaPolicy,
-) -> Limits:
-    """User override, else the most generous role override, else the server default."""
-    cur = await conn.execute(
-        "SELECT daily, monthly FROM quota_limits WHERE guild_id = ? AND scope = 'user'"
-        " AND subject_id = ?",
-        (guild_id, user_id),
-    )
-    row = await cur.fetchone()
-    if row:
-        return Limits(row[0], row[1])
-    return await _role_or_default_limits(conn, guild_id, role_ids, policy)
-
-
 async def _role_or_default_limits(
     conn: aiosqlite.Connection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
 ) -> Limits:
+    """For members without their own override: the most generous role, else the server
+    default, else the bot's defaults."""
     marks = ",".join("?" for _ in role_ids) or "NULL"
     sql = (
         "SELECT scope, daily, monthly FROM quota_limits WHERE guild_id = ?"  # noqa: S608 - placeholders only
@@ -154,21 +137,6 @@ async def standing_in(
     )
 
 
-async def usage_in(
-    conn: aiosqlite.Connection,
-    *,
-    guild_id: int,
-    user_id: int,
-    role_ids: Sequence[int],
-    policy: QuotaPolicy,
-    now: float,
-) -> Usage:
-    standing = await standing_in(
-        conn, guild_id=guild_id, user_id=user_id, role_ids=role_ids, policy=policy, now=now
-    )
-    return standing.usage
-
-
 async def reserve(
     conn: aiosqlite.Connection,
     *,
@@ -248,7 +216,7 @@ class QuotaRepository:
         now: float | None = None,
     ) -> Usage:
         async with self.db.transaction() as conn:
-            return await usage_in(
+            standing = await standing_in(
                 conn,
                 guild_id=guild_id or 0,
                 user_id=user_id,
@@ -256,6 +224,7 @@ class QuotaRepository:
                 policy=self.policy,
                 now=time.time() if now is None else now,
             )
+        return standing.usage
 
     async def ledger_state(self, job_id: str) -> tuple[str, float, float | None] | None:
         row = await self.db.fetchone(
