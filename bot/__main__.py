@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wanbot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.log_level)
+    secrets = [s.get_secret_value() for s in (settings.wan_api_key, settings.discord_token) if s]
+    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
     try:
         if args.command == "run":
             return asyncio.run(cmd_run(settings))

@@ -10,12 +10,13 @@ import signal
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.generation import GenerationService
 from bot.jobs.credits import CreditState
 from bot.jobs.delivery import FileSink
-from bot.jobs.engine import EngineConfig
+from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.store.guild_config import GuildConfigRepository
@@ -28,6 +29,25 @@ from bot.wan.estimates import CostEstimator
 log = logging.getLogger(__name__)
 
 SYNC_HASH_KEY = "command_tree_hash"
+
+
+class WanTree(app_commands.CommandTree["WanBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[WanBot], /) -> bool:
+        """While shutting down, commands get a friendly "restarting" answer and do nothing.
+
+        Buttons, forms and mentions that would start a job meet the same message from the engine
+        (its intake is closed); the rest of them (Info, Delete) still work until the bot is gone.
+        """
+        if not self.client.draining:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            try:
+                await interaction.response.send_message(
+                    RESTARTING_MESSAGE, ephemeral=True, allowed_mentions=NO_PINGS
+                )
+            except discord.HTTPException as exc:
+                log.warning("restart notice to user %s failed: %s", interaction.user.id, exc)
+        return False  # autocomplete: no choices
 
 
 class WanBot(commands.Bot):
@@ -46,10 +66,14 @@ class WanBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=NO_PINGS,
+            tree_cls=WanTree,
             **options,
         )
         self.settings = settings
-        self.runtime = Runtime(settings, sinks={}, engine_config=engine_config)
+        self.draining = False  # shutdown has begun: new commands are turned away
+        self.runtime = Runtime(
+            settings, sinks={}, engine_config=engine_config, gateway=self.gateway_connected
+        )
         self.ctx: JobContext
 
     async def setup_hook(self) -> None:
@@ -113,7 +137,22 @@ class WanBot(commands.Bot):
                 log.warning("alert to channel %s failed: %s", channel_id, exc)
         log.warning("credit alert (%s) posted: %s", state.value, message)
 
+    def gateway_connected(self) -> bool:
+        """For /healthz: ready, not closing, and the websocket is open right now."""
+        ws = self.ws
+        return self.is_ready() and not self.is_closed() and ws is not None and ws.open
+
+    def stop_accepting(self) -> None:
+        """First step of a shutdown: turn new commands away, let accepted work carry on."""
+        if not self.draining:
+            log.info("not accepting new commands (shutting down)")
+        self.draining = True
+        engine = getattr(self.runtime, "engine", None)  # absent before setup_hook ran
+        if engine is not None:
+            engine.close_intake()
+
     async def close(self) -> None:
+        self.stop_accepting()
         # The engine goes first: its last deliveries still need Discord's HTTP client.
         await self.runtime.close()
         await super().close()
@@ -151,6 +190,6 @@ async def run_bot(settings: Settings) -> int:
                 raise exc
             return 0
         log.info("shutting down")
-        await bot.close()
+        await bot.close()  # turns new commands away first (stop_accepting)
         await runner
     return 0

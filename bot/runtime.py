@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
+
+from aiohttp import web
 
 from bot.errors import WanApiError
 from bot.jobs.credits import Alert, CreditMonitor, CreditState
@@ -13,12 +15,14 @@ from bot.jobs.delivery import DeliverySink
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.housekeeping import Housekeeping
 from bot.media import MediaFetcher
+from bot.observability.health import HealthChecker, health_route, split_host_port
+from bot.observability.metrics import Metrics, metrics_route
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
 from bot.store.quotas import QuotaRepository
-from bot.wan.callbacks import CallbackServer, make_app
+from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
 
@@ -39,6 +43,7 @@ class Runtime:
         *,
         engine_config: EngineConfig | None = None,
         alert: Alert | None = None,
+        gateway: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self._sinks = sinks
@@ -55,6 +60,9 @@ class Runtime:
         self.callback_server: CallbackServer | None = None
         self.alert: Alert = alert or _log_alert
         self.credits: CreditMonitor
+        self.metrics = Metrics()  # its own registry: one per runtime, never the global one
+        self.health: HealthChecker
+        self._gateway = gateway  # "is Discord connected?" for /healthz; None in the CLI
 
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
         s = self.settings
@@ -70,8 +78,14 @@ class Runtime:
                 request_timeout=s.wan_request_timeout,
                 connect_timeout=s.wan_connect_timeout,
                 get_retries=s.wan_get_retries,
+                on_call=self._on_api_call,
             )
             self._stack.push_async_callback(self.client.close)
+            self.health = HealthChecker(
+                db_check=self.db.check_writable,
+                api_probe=self.client.balance,
+                gateway=self._gateway,
+            )
             self.fetcher = MediaFetcher(
                 max_bytes=s.download_max_bytes,
                 allow_http=s.allow_http_results,
@@ -87,7 +101,9 @@ class Runtime:
                 fetcher=self.fetcher,
                 sinks=self._sinks,
                 config=self._engine_config,
+                metrics=self.metrics,
             )
+            self.metrics.watch_engine(self.engine)
             self.credits = CreditMonitor(
                 self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
             )
@@ -109,13 +125,39 @@ class Runtime:
         self.housekeeping = Housekeeping(self.jobs, self.quotas, retention_days=s.retention_days)
         self.housekeeping.start()
         self._stack.push_async_callback(self.housekeeping.stop)
+        await self._start_http()
+
+    async def _start_http(self) -> None:
+        """One aiohttp server for crun callbacks and /healthz + /metrics, when either is on.
+
+        Health and metrics ride on the callback server when that is on; HEALTH_LISTEN adds (or,
+        without callbacks, is) the address they are served on.
+        """
+        s = self.settings
+        addresses: list[tuple[str, int]] = []
+        app = web.Application(client_max_size=MAX_BODY)
         if s.callback_public_url:
-            host, port = s.callback_host_port
-            app = make_app(self.jobs.callback_token, self.engine.wake)
-            self.callback_server = CallbackServer(app, host, port)
-            await self.callback_server.start()
-            self._stack.push_async_callback(self.callback_server.stop)
-            log.info("callback receiver listening on %s:%d", host, self.callback_server.port)
+            app.add_routes(callback_routes(self.jobs.callback_token, self.engine.wake))
+            addresses.append(s.callback_host_port)
+        if s.health_listen:
+            health = split_host_port(s.health_listen)
+            if health not in addresses:
+                addresses.append(health)
+        if not addresses:
+            return
+        app.add_routes(
+            [health_route(self.health), metrics_route(self.metrics, self.jobs.count_by_status)]
+        )
+        host, port = addresses[0]
+        self.callback_server = CallbackServer(app, host, port, also=addresses[1:])
+        await self.callback_server.start()
+        self._stack.push_async_callback(self.callback_server.stop)
+        for (host, _), bound in zip(addresses, self.callback_server.ports, strict=True):
+            log.info("HTTP server (callbacks, /healthz, /metrics) listening on %s:%d", host, bound)
+
+    def _on_api_call(self, endpoint: str, outcome: str) -> None:
+        self.metrics.api_call(endpoint, outcome)
+        self.health.record_api_call(endpoint, outcome)
 
     async def refresh_schema(self) -> list[str]:
         """Read crun's live schema; its field names win. Unreachable schema: keep the defaults."""

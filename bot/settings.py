@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,13 +44,15 @@ class Settings(BaseSettings):
     callback_public_url: str | None = None
     callback_listen: str = "127.0.0.1:8080"
 
+    # --- operations: /healthz and /metrics (on the callback server when that is on) ---
+    health_listen: str | None = None
+
     # --- concurrency ---
     max_concurrent_jobs: int = Field(20, ge=1, le=10_000, description="tasks running at crun")
     max_concurrent_submits: int = Field(4, ge=1, le=64)
 
     # --- media ---
     download_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    upload_limit_bytes: int = Field(10 * 1024 * 1024, ge=256 * 1024)
     allow_http_results: bool = False
 
     # --- discord ---
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(90, ge=1, le=3650, description="keep prompts and jobs this long")
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("wan_api_base", "callback_public_url")
     @classmethod
@@ -103,6 +106,22 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must look like HOST:PORT, e.g. 0.0.0.0:8080")
         return v
+
+    @field_validator("health_listen")
+    @classmethod
+    def _health_listen(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        host, sep, port = v.strip().rpartition(":")
+        # Port 0 (any free port) is allowed here: tests use it; the log shows the real port.
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must look like HOST:PORT, e.g. 0.0.0.0:8081")
+        return v.strip()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("bot_owner_ids", mode="before")
     @classmethod

@@ -48,6 +48,7 @@ from bot.errors import (
     Maintenance,
     MediaError,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
     UserFacingError,
@@ -67,6 +68,8 @@ from bot.media import (
     fit_image_async,
     prepare_for_upload_async,
 )
+from bot.observability.context import bind_job, job_context
+from bot.observability.metrics import NO_METRICS, NoMetrics
 from bot.settings import Settings
 from bot.store.jobs import JobRepository
 from bot.store.quotas import Charge
@@ -75,6 +78,11 @@ from bot.wan.contract import Contract
 from bot.wan.types import TaskStatus
 
 log = logging.getLogger(__name__)
+
+RESTARTING_MESSAGE = (
+    "The bot is restarting and is not taking new requests. Please try again in a minute; "
+    "nothing was charged."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,7 @@ class JobEngine:
         config: EngineConfig | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        metrics: NoMetrics = NO_METRICS,
     ) -> None:
         self.jobs = jobs
         self.client = client
@@ -147,6 +156,7 @@ class JobEngine:
         self._capacity = asyncio.Condition()
         self._inflight: set[str] = set()
         self._users: dict[str, int] = {}
+        self._guilds: dict[str, int | None] = {}  # for the job context on log lines
         self._busy: set[tuple[str, str]] = set()
         self._done: dict[str, asyncio.Event] = {}
         self._download_failures: dict[str, int] = {}
@@ -156,7 +166,9 @@ class JobEngine:
         self._poll_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
         self._limiter: RateLimiter | None = None
         self._accepting = False
+        self._closing = False  # stop() began: refuse new work with a friendly message
         self.started = False
+        self.metrics = metrics
         self.credits: CreditMonitor | None = None  # pauses submissions while crun is out
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -167,6 +179,7 @@ class JobEngine:
         Returns the number of jobs resumed.
         """
         self._limiter = RateLimiter(self.config.api_rate_limit)
+        self._closing = False
         now = self.clock()
         await self.jobs.register_instance(self.instance_id, now)
         self._durations = list(reversed(await self.jobs.recent_durations()))
@@ -181,9 +194,14 @@ class JobEngine:
             log.info("resumed %d unfinished job(s)", resumed)
         return resumed
 
+    def close_intake(self) -> None:
+        """Refuse new jobs from now on (shutdown has begun); work already accepted goes on."""
+        self._accepting = False
+        self._closing = True
+
     async def stop(self) -> None:
         """Stop taking work, let in-flight steps finish briefly, release our jobs."""
-        self._accepting = False
+        self.close_intake()
         await self._loops.cancel_all()
         await self._work.wait_idle(self.config.drain_timeout)
         await self._work.cancel_all()
@@ -215,12 +233,14 @@ class JobEngine:
 
     async def _resume(self, job: Job) -> None:
         self._users[job.id] = job.user_id
+        self._guilds[job.id] = job.guild_id
         self._done.setdefault(job.id, asyncio.Event())
         now = self.clock()
         status = job.status
         if status is JobStatus.SUBMITTING:
             new = await self.jobs.reset_interrupted_submit(job.id, now)
-            log.warning("job %s was interrupted mid-submit; now %s", job.id, new)
+            with job_context(job.id, job.guild_id):
+                log.warning("job %s was interrupted mid-submit; now %s", job.id, new)
             status = new or status
         if status is JobStatus.QUEUED:
             not_before = await self.jobs.not_before(job.id)
@@ -261,6 +281,8 @@ class JobEngine:
 
         Raises InvalidInput or QuotaExceeded before anything is stored or spent.
         """
+        if self._closing:
+            raise ServiceUnavailable(RESTARTING_MESSAGE)
         if not self._accepting:
             raise RuntimeError("engine is not running")
         if target.kind not in self.sinks:
@@ -271,21 +293,27 @@ class JobEngine:
                 "admins have been told; please try again later. Nothing was charged."
             )
         validate_request(request)
-        job = await self.jobs.create(
-            user_id=user_id,
-            guild_id=guild_id,
-            request=request,
-            target=target,
-            now=self.clock(),
-            owner=self.instance_id,
-            parent_job_id=parent_job_id,
-            charge=charge,
-            policy=self.config.quota,
-        )
+        try:
+            job = await self.jobs.create(
+                user_id=user_id,
+                guild_id=guild_id,
+                request=request,
+                target=target,
+                now=self.clock(),
+                owner=self.instance_id,
+                parent_job_id=parent_job_id,
+                charge=charge,
+                policy=self.config.quota,
+            )
+        except QuotaExceeded:
+            self.metrics.quota_denied()
+            raise
         self._users[job.id] = user_id
+        self._guilds[job.id] = guild_id
         self._done[job.id] = asyncio.Event()
         self._queue.put(job.id, user_id)
-        log.info("job %s queued for user %s (guild %s)", job.id, user_id, guild_id)
+        with job_context(job.id, guild_id):
+            log.info("job %s queued for user %s (guild %s)", job.id, user_id, guild_id)
         position = self._queue.position(job.id)
         if position is not None and len(self._inflight) >= self.config.max_concurrent_jobs:
             await self._progress(job, Progress(ProgressKind.QUEUED, queue_position=position))
@@ -400,6 +428,7 @@ class JobEngine:
             await asyncio.wait([task])
 
     async def _submit(self, job_id: str) -> None:
+        bind_job(job_id, self._guilds.get(job_id))
         now = self.clock()
         job = await self.jobs.get(job_id)
         if job is None or not await self.jobs.mark_submitting(job_id, now):
@@ -530,6 +559,7 @@ class JobEngine:
         return base * (1 + 0.1 * self._rng.random())
 
     async def _poll(self, job_id: str) -> None:
+        bind_job(job_id, self._guilds.get(job_id))
         async with self._poll_slots:
             job = await self.jobs.get(job_id)
             if job is None or not job.status.tracked or job.task_id is None:
@@ -623,9 +653,11 @@ class JobEngine:
             error_code=error_code,
             error_message=error_message,
         ):
-            if status is JobStatus.SUCCEEDED and job.submitted_at is not None:
-                self._durations.append(now - job.submitted_at)
+            duration = None if job.submitted_at is None else now - job.submitted_at
+            if status is JobStatus.SUCCEEDED and duration is not None:
+                self._durations.append(duration)
                 del self._durations[:-200]
+            self.metrics.job_finished(status.value, duration)
             log.info("job %s finished: %s", job.id, status.value)
         await self._release(job.id)
         self._schedule("deliver", job.id, self.clock())
@@ -650,6 +682,7 @@ class JobEngine:
     # --- delivery -------------------------------------------------------------------------------
 
     async def _deliver(self, job_id: str) -> None:
+        bind_job(job_id, self._guilds.get(job_id))
         job = await self.jobs.get(job_id)
         if job is None or job.finished:
             self._mark_done(job_id)
@@ -674,6 +707,7 @@ class JobEngine:
             await self.jobs.end_delivery(
                 job_id, state=DeliveryState.GAVE_UP, receipt={"gone": str(exc)}, now=self.clock()
             )
+            self.metrics.job_delivered(DeliveryState.GAVE_UP.value, None)
             self._mark_done(job_id)
         except Exception:
             log.exception("job %s: delivery attempt %d failed", job_id, attempt)
@@ -681,13 +715,15 @@ class JobEngine:
                 await self.jobs.end_delivery(
                     job_id, state=DeliveryState.GAVE_UP, receipt=None, now=self.clock()
                 )
+                self.metrics.job_delivered(DeliveryState.GAVE_UP.value, None)
                 self._mark_done(job_id)
             else:
                 self._schedule("deliver", job_id, self.clock() + self._backoff(attempt))
         else:
-            await self.jobs.end_delivery(
-                job_id, state=DeliveryState.DONE, receipt=receipt, now=self.clock()
-            )
+            now = self.clock()
+            await self.jobs.end_delivery(job_id, state=DeliveryState.DONE, receipt=receipt, now=now)
+            latency = None if job.finished_at is None else now - job.finished_at
+            self.metrics.job_delivered(DeliveryState.DONE.value, latency)
             log.info("job %s delivered", job_id)
             self._mark_done(job_id)
 
@@ -702,6 +738,8 @@ class JobEngine:
             for index, url in enumerate(job.result_urls):
                 fetched = await self.fetcher.fetch(url)
                 fitted = await fit_image_async(fetched.data, limit)
+                if fitted.reencoded:
+                    self.metrics.upload_reencoded()
                 images.append(
                     ResultImage(
                         index=index,
@@ -728,6 +766,7 @@ class JobEngine:
     def _mark_done(self, job_id: str) -> None:
         self._done.setdefault(job_id, asyncio.Event()).set()
         self._users.pop(job_id, None)
+        self._guilds.pop(job_id, None)
 
     async def _progress(self, job: Job, progress: Progress) -> None:
         sink = self.sinks.get(job.target.kind)

@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -478,7 +479,8 @@ class JobRepository:
         await self.db.execute(
             "INSERT OR REPLACE INTO instances (id, host, pid, started_at, heartbeat_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (instance_id, socket.gethostname(), os.getpid(), now, now),
+            # started_at is real time (it identifies the process); heartbeats use the clock.
+            (instance_id, socket.gethostname(), os.getpid(), time.time(), now),
         )
 
     async def heartbeat(self, instance_id: str, now: float) -> None:
@@ -500,10 +502,10 @@ class JobRepository:
             return 0
         host = socket.gethostname()
         rows = await self.db.fetchall(
-            "SELECT id, pid, heartbeat_at FROM instances WHERE host = ? AND id != ?",
+            "SELECT id, pid, started_at FROM instances WHERE host = ? AND id != ?",
             (host, instance_id),
         )
-        dead = [r["id"] for r in rows if not _pid_alive(int(r["pid"]))]
+        dead = [r["id"] for r in rows if not _alive(int(r["pid"]), float(r["started_at"]))]
         marks = ",".join("?" for _ in kinds)
         dead_marks = ",".join("?" for _ in dead) or "NULL"
         async with self.db.transaction() as conn:
@@ -518,9 +520,20 @@ class JobRepository:
             return cur.rowcount
 
 
-def _pid_alive(pid: int) -> bool:
+# When this process started (roughly: when this module was imported).
+_PROCESS_STARTED = time.time()
+
+
+def _alive(pid: int, started_at: float) -> bool:
+    """Is the instance that registered with ``pid`` at ``started_at`` still running?"""
     if pid == os.getpid():
-        return True
+        # Our own pid: an instance registered before we started is a previous process that
+        # had the same pid (a restarted container is always pid 1). Later ones are in-process.
+        return started_at >= _PROCESS_STARTED - 1.0
+    return _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

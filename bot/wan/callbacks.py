@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -47,20 +47,30 @@ def make_app(lookup_token: TokenLookup, wake: Wake) -> web.Application:
 
 
 class CallbackServer:
-    """Runs the receiver on ``host:port`` (the health/metrics server joins it later)."""
+    """Runs an app (the receiver, plus /healthz and /metrics) on ``host:port`` and, with
+    ``also``, on further addresses: one server, one app, several listening sockets."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self, app: web.Application, host: str, port: int, *, also: Sequence[tuple[str, int]] = ()
+    ) -> None:
         self._runner = web.AppRunner(app, access_log=None)
         self.host = host
         self.port = port
+        self._sites = [(host, port), *also]
+        self.ports: list[int] = []
 
     async def start(self) -> int:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        addresses = self._runner.addresses  # the bound port, when 0 was asked for
-        if addresses:
-            self.port = int(addresses[0][1])
+        try:
+            for host, port in self._sites:
+                known = len(self._runner.addresses)
+                await web.TCPSite(self._runner, host, port).start()
+                addresses = self._runner.addresses  # the bound port, when 0 was asked for
+                self.ports.append(int(addresses[known][1]) if len(addresses) > known else port)
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = self.ports[0]
         return self.port
 
     async def stop(self) -> None:

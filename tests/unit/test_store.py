@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -168,4 +170,17 @@ async def test_dead_pid_on_this_host_is_claimed_at_once(repo: JobRepository) -> 
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="dead"
     )
     assert await repo.claim_orphans("me", ["files"], now=1001, stale_after=600) == 1
+    assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
+
+
+async def test_a_previous_process_with_our_pid_is_dead(repo: JobRepository) -> None:
+    """A restarted container is always pid 1: the old instance row has our pid."""
+    await repo.db.execute(
+        "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+        ("before-restart", socket.gethostname(), os.getpid(), 1000.0, time.time()),
+    )
+    job = await repo.create(
+        user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="before-restart"
+    )
+    assert await repo.claim_orphans("me", ["files"], now=time.time(), stale_after=600) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]

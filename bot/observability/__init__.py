@@ -1,0 +1,1 @@
+"""Operations: metrics, health checks and the job context that log lines carry."""
