@@ -58,8 +58,7 @@ async def _role_or_default_limits(
         "SELECT scope, daily, monthly FROM quota_limits WHERE guild_id = ?"  # noqa: S608 - placeholders only
         f" AND (scope = 'guild' OR (scope = 'role' AND subject_id IN ({marks})))"
     )
-    cur = await conn.execute(sql, (guild_id, *role_ids))
-    rows = list(await cur.fetchall())
+    rows = list(await conn.execute_fetchall(sql, (guild_id, *role_ids)))  # one thread hop
     roles = most_generous(Limits(r[1], r[2]) for r in rows if r[0] == "role")
     if roles is not None:
         return roles
@@ -110,11 +109,9 @@ async def standing_in(
 ) -> Standing:
     day_start, day_end = day_window(now)
     month_start, month_end = month_window(now)
-    cur = await conn.execute(
+    (row,) = await conn.execute_fetchall(  # one thread hop for the whole standing
         _STANDING, {"g": guild_id, "u": user_id, "day": day_start, "month": month_start}
     )
-    row = await cur.fetchone()
-    assert row is not None
     if row[8]:
         limits = Limits(row[9], row[10])  # the member's own override wins
     else:
