@@ -19,6 +19,7 @@ import discord
 
 from bot.domain.models import Job, ResultImage
 from bot.jobs.delivery import DeliveryGone, Outcome, Progress
+from bot.errors import MediaError
 from bot.media import fit_image_async
 from bot.store.jobs import JobRepository
 from bot.ui import embeds
@@ -196,7 +197,10 @@ class DiscordSink:
                     # The channel's limit is lower than we were told: halve and retry.
                     limit //= 2
                     log.info("job %s: upload too large; refitting under %d bytes", job.id, limit)
-                    images = await _refit(images, limit)
+                    try:
+                        images = await _refit(images, limit)
+                    except MediaError:
+                        break  # cannot be made that small
                     continue
                 if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
                     fallback = await self._followup(job, target, kwargs)
@@ -205,9 +209,11 @@ class DiscordSink:
                     raise DeliveryGone(
                         f"cannot post in channel {target.channel_id}: {exc}"
                     ) from exc
+                if too_large:
+                    break  # even the smallest refit was refused
                 raise
             return message.id
-        raise DeliveryGone("the result does not fit this channel's upload limit")
+        raise TooLarge(job.id)
 
     async def _followup(
         self, job: Job, target: DiscordTarget, kwargs: dict[str, Any]

@@ -214,3 +214,21 @@ async def test_unexpected_errors_get_a_reference_not_a_traceback(
     assert "Traceback" not in reply.content
     # The public "thinking" message was removed so the answer could be private.
     assert all(not m.embeds for m in wan.fake.messages[wan.channel.id])
+
+
+async def test_a_result_that_cannot_fit_is_reported_not_retried_forever(wan: WanWorld) -> None:
+    wan.crun.image_bytes = noise_png(1024)
+    wan.channel.upload_limit = 2 * 1024  # nothing useful fits in 2 KiB
+    async with wan.fake.running(wan.bot()):
+        handle = await imagine(wan, attachment_size_limit=8 * 1024 * 1024)
+        await handle.wait_original_edit(
+            predicate=lambda m: (
+                bool(m.embeds)
+                and "larger than this channel accepts" in (m.embeds[0].get("description") or "")
+            ),
+            timeout=30,
+        )
+    assert results(wan) == []
+    (job,) = await job_rows(wan)
+    assert job.delivery_state is DeliveryState.DONE
+    assert job.delivery_attempts == 1
