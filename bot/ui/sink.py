@@ -18,8 +18,8 @@ from typing import Any
 import discord
 
 from bot.domain.models import Job, ResultImage
-from bot.jobs.delivery import DeliveryGone, Outcome, Progress
 from bot.errors import MediaError
+from bot.jobs.delivery import DeliveryGone, Outcome, Progress
 from bot.media import fit_image_async
 from bot.store.jobs import JobRepository
 from bot.ui import embeds
