@@ -593,6 +593,11 @@ class JobEngine:
                 log.warning("job %s: poll failed (%s); will retry", job_id, exc)
                 await self._repoll(job, job.status, now + self._interval(age))
                 return
+            except Exception:
+                # A bug must not strand the job: log it and keep tracking.
+                log.exception("job %s: unexpected error while polling; will retry", job_id)
+                await self._repoll(job, job.status, now + self.config.poll_interval_max)
+                return
             self._limiter.reward()
 
         if info.status is TaskStatus.SUCCESS:

@@ -392,7 +392,7 @@ class WanClient:
         """Return ``(data, message)`` of a ``code == 200`` envelope, or raise the matching error."""
         try:
             doc = json.loads(reply.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             doc = None
         code = doc.get("code") if isinstance(doc, dict) else None
         if not isinstance(code, int) or isinstance(code, bool):

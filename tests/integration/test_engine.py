@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import aiohttp
+import pytest
 from PIL import Image
 
 from bot.domain.models import (
@@ -498,3 +499,23 @@ async def test_a_live_engine_does_not_steal_another_live_engines_jobs(harness: H
     row = await harness.jobs.require(job.id)
     assert row.delivery_state is DeliveryState.DONE
     assert harness.sink.attempts == [job.id]
+
+
+async def test_an_unexpected_poll_error_does_not_strand_the_job(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await harness.engine()
+    real = harness.client.task_info
+    calls = {"n": 0}
+
+    async def flaky(task_id: str):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RecursionError("a parser bug")
+        return await real(task_id)
+
+    monkeypatch.setattr(harness.client, "task_info", flaky)
+    job = await engine.submit(T2I, user_id=1, guild_id=None, target=TEST)
+    done = await engine.wait_finished(job.id, timeout=10)
+    assert done.status is JobStatus.SUCCEEDED
+    assert calls["n"] >= 2
