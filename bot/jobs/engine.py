@@ -314,9 +314,11 @@ class JobEngine:
         self._queue.put(job.id, user_id)
         with job_context(job.id, guild_id):
             log.info("job %s queued for user %s (guild %s)", job.id, user_id, guild_id)
-        position = self._queue.position(job.id)
-        if position is not None and len(self._inflight) >= self.config.max_concurrent_jobs:
-            await self._progress(job, Progress(ProgressKind.QUEUED, queue_position=position))
+        # Only when it must wait: computing the place in line walks the whole rotation.
+        if len(self._inflight) >= self.config.max_concurrent_jobs:
+            position = self._queue.position(job.id)
+            if position is not None:
+                await self._progress(job, Progress(ProgressKind.QUEUED, queue_position=position))
         return job
 
     async def wait_finished(self, job_id: str, timeout: float | None = None) -> Job:  # noqa: ASYNC109
