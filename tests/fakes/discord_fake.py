@@ -1908,6 +1908,18 @@ class DiscordFake:
                 "resolved": {"messages": {str(message.id): self.message_payload(message)}},
             },
         )
+        return await self._invoke_command(user, guild, channel, name, data, **knobs)
+
+    async def _invoke_command(
+        self,
+        user: FakeUser | FakeMember,
+        guild: FakeGuild | None,
+        channel: FakeChannel,
+        name: str,
+        data: JSON,
+        **knobs: Any,
+    ) -> InteractionHandle:
+        """Send an APPLICATION_COMMAND interaction built from ``data``."""
         payload, fake_user, limit = self._interaction_payload(
             IT_COMMAND, user, guild, channel, data, **knobs
         )
@@ -1937,19 +1949,7 @@ class DiscordFake:
         target_user = target.user if isinstance(target, FakeMember) else target
         self._option_value({"name": "target", "type": 6}, target_user, resolved, guild, channel)
         data = self._command_data(cmd, {"target_id": str(target_user.id), "resolved": resolved})
-        payload, fake_user, limit = self._interaction_payload(
-            IT_COMMAND, user, guild, channel, data, **knobs
-        )
-        handle = InteractionHandle(
-            self,
-            payload,
-            user=fake_user,
-            guild=guild,
-            channel=channel,
-            attachment_size_limit=limit,
-            command_name=name,
-        )
-        return await self._send_interaction(handle)
+        return await self._invoke_command(user, guild, channel, name, data, **knobs)
 
     async def click(
         self,
