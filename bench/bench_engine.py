@@ -12,7 +12,8 @@ poll      Poll mode with the realistic latency mix (tasks take 10-90 s) and the 
           latency and the API economy (TaskInfo calls per job, per 5 s of job time, and the most
           requests crun saw in any 1 s window).
 callback  Callbacks on (CallbackServer on 127.0.0.1, EngineConfig.callback_base_url), default
-          intervals and rate limit, real time, a realistic 2K result (~7 MB PNG).
+          intervals and rate limit, real time, a realistic 2K result (~7 MB PNG). Two loads:
+          steady (a request a second, the target) and a 100-request burst (stress).
 capacity  5,000 jobs in flight in one process (the fake crun runs in a subprocess so the RSS and
           CPU are the bot's alone), default poll schedule, rate limit out of the way. Peak RSS,
           event-loop lag of a 10 ms ticker, and how late each TaskInfo went out after its due time.
@@ -224,9 +225,13 @@ def ms(x: float) -> str:
     return f"{x * 1000:.0f} ms"
 
 
-async def submit_all(engine: JobEngine, n: int) -> list[str]:
+async def submit_all(engine: JobEngine, n: int, gap: float = 0.0) -> list[str]:
+    """Submit n jobs from n users, all at once or one every ``gap`` seconds."""
     ids = []
+    start = asyncio.get_running_loop().time()
     for i in range(n):
+        if gap:
+            await asyncio.sleep(max(0.0, start + i * gap - asyncio.get_running_loop().time()))
         job = await engine.submit(REQUEST, user_id=i, guild_id=None, target=TARGET)
         ids.append(job.id)
     return ids
@@ -338,11 +343,22 @@ class LateWake:
         return self.engine is not None and self.engine.wake(job_id)
 
 
-async def run_callback(quick: bool, image: bytes, first: float = 2.0) -> list[Row]:
-    n = 20 if quick else 100
+async def run_callback(quick: bool, image: bytes, *, burst: bool) -> list[Row]:
+    """Callback mode at the default rate limit (5/s).
+
+    steady: a busy bot: a request every second (3,600 images an hour), each task 2-30 s, so
+            about one completion, one create and one woken TaskInfo per second: the limiter has
+            room, and the figure is the bot's own delay.
+    burst:  stress: 100 requests at once (20 s of creates at the full rate) while completions
+            arrive at about 1.5/s. Woken polls jump the queue, but the 5/s window is the limit.
+    """
     rng = random.Random(11)
-    # About 1.5 completions per second (a busy bot), the first after the first creates.
-    spread = n / 1.5
+    if burst:
+        n = 20 if quick else 100
+        first, spread, gap = 2.0, (20 if quick else 100) / 1.5, 0.0
+    else:
+        n = 20 if quick else 120
+        first, spread, gap = 2.0, 28.0, 1.0
 
     def latency_fn(inp: dict[str, Any]) -> float:
         return first + rng.uniform(0.0, spread)
@@ -368,7 +384,7 @@ async def run_callback(quick: bool, image: bytes, first: float = 2.0) -> list[Ro
                 db_holder["jobs"] = engine.jobs
                 waker.engine = engine
                 await engine.start()
-                ids = await submit_all(engine, n)
+                ids = await submit_all(engine, n, gap=gap)
                 await wait_all(engine, ids, timeout=spread + 120)
                 jobs = [await engine.jobs.require(j) for j in ids]
                 client = engine.client
@@ -384,13 +400,16 @@ async def run_callback(quick: bool, image: bytes, first: float = 2.0) -> list[Ro
             to_info.append(client.sent_at[job.task_id] - waker.at[job.id])
             to_sink.append(sink.at[job.id] - client.sent_at[job.task_id])
         info = len(crun.hits.get("info", []))
+        api = [t for e in ("create", "info", "upload_url") for t in crun.hits.get(e, [])]
+        window = max_in_window(api, 1.0)
     p99 = pct(lat, 99)
+    label = f"{n} requests at once, ~1.5 done/s (stress)" if burst else f"{n} jobs, 1 request/s"
     return [
         (
-            f"callback latency p50 / p99 ({n} jobs, 2K PNG {len(image) / 1e6:.1f} MB)",
+            f"callback latency p50 / p99, {label}, 2K PNG {len(image) / 1e6:.1f} MB",
             f"{ms(pct(lat, 50))} / {ms(p99)} (max {ms(max(lat))})",
-            "p99 <= 250 ms",
-            "met" if p99 <= 0.25 else "MISSED",
+            "-" if burst else "p99 <= 250 ms",
+            "-" if burst else ("met" if p99 <= 0.25 else "MISSED"),
         ),
         (
             "  of which p50/p99: callback arrives, TaskInfo sent, delivered",
@@ -398,7 +417,12 @@ async def run_callback(quick: bool, image: bytes, first: float = 2.0) -> list[Ro
             "-",
             "-",
         ),
-        ("TaskInfo calls per job, callback mode", f"{info / n:.2f}", "-", "-"),
+        (
+            "  TaskInfo calls per job; most crun requests in any 1 s",
+            f"{info / n:.2f}; {window}",
+            "-; <= 5",
+            "met" if window <= EngineConfig().api_rate_limit else "MISSED",
+        ),
     ]
 
 
@@ -454,14 +478,8 @@ async def run_capacity(quick: bool, n: int, late_x: float) -> list[Row]:
     ):
         await engine.start()
         t0 = time.perf_counter()
-        # In batches that the submit workers drain before the next: FairQueue.position()
-        # (called by every submit) is O(queued jobs x queued users), so one burst of
-        # thousands of single-job members is quadratic (see docs/performance.md).
-        for start in range(0, n, 100):
-            for i in range(start, min(n, start + 100)):
-                await engine.submit(REQUEST, user_id=i, guild_id=None, target=TARGET)
-            while engine.queue_depth:  # noqa: ASYNC110 - no event to wait on
-                await asyncio.sleep(0.02)
+        for i in range(n):  # one burst: the fair queue takes it in O(log members) per job
+            await engine.submit(REQUEST, user_id=i, guild_id=None, target=TARGET)
         t_submit = time.perf_counter() - t0
         deadline = time.monotonic() + 600
         while len(engine.poll_due) < n:  # every job has its task id and a poll scheduled
@@ -593,7 +611,8 @@ async def run(quick: bool, only: set[str], n_capacity: int, late_x: float) -> No
     image = await asyncio.to_thread(realistic_2k_png) if only & {"poll", "callback"} else b""
     if "callback" in only:
         with timed("callback"):
-            rows += await run_callback(quick, image)
+            rows += await run_callback(quick, image, burst=False)
+            rows += await run_callback(quick, image, burst=True)
     if "poll" in only:
         with timed("poll"):
             rows += await run_poll(quick, image)

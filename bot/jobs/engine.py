@@ -158,6 +158,7 @@ class JobEngine:
         self._users: dict[str, int] = {}
         self._guilds: dict[str, int | None] = {}  # for the job context on log lines
         self._busy: set[tuple[str, str]] = set()
+        self._woken: set[str] = set()  # polls a callback asked for: they skip the line
         self._done: dict[str, asyncio.Event] = {}
         self._download_failures: dict[str, int] = {}
         self._durations: list[float] = []
@@ -178,7 +179,11 @@ class JobEngine:
 
         Returns the number of jobs resumed.
         """
-        self._limiter = RateLimiter(self.config.api_rate_limit)
+        # With callbacks on, keep one request per second free for woken polls: a member is
+        # waiting on those, while submits and routine polls can wait a moment.
+        self._limiter = RateLimiter(
+            self.config.api_rate_limit, reserve=1 if self.config.callback_base_url else 0
+        )
         self._closing = False
         now = self.clock()
         await self.jobs.register_instance(self.instance_id, now)
@@ -350,6 +355,7 @@ class JobEngine:
         """A callback said the task moved: poll it now. Returns False for jobs we don't track."""
         if job_id not in self._inflight:
             return False
+        self._woken.add(job_id)
         self._schedule("poll", job_id, self.clock())
         return True
 
@@ -562,12 +568,15 @@ class JobEngine:
 
     async def _poll(self, job_id: str) -> None:
         bind_job(job_id, self._guilds.get(job_id))
-        async with self._poll_slots:
+        urgent = job_id in self._woken
+        self._woken.discard(job_id)
+        # A woken poll does not queue for a slot behind routine polls (there is one per job).
+        async with contextlib.nullcontext() if urgent else self._poll_slots:
             job = await self.jobs.get(job_id)
             if job is None or not job.status.tracked or job.task_id is None:
                 return
             assert self._limiter is not None
-            await self._limiter.acquire()
+            await self._limiter.acquire(urgent=urgent)
             now = self.clock()
             age = now - (job.submitted_at or now)
             try:

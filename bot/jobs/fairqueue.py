@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from collections import deque
 
@@ -10,7 +11,9 @@ from collections import deque
 class FairQueue:
     """Serves next the user who has waited longest since they were last served.
 
-    A newcomer has never been served, so they go straight to the front of the rotation.
+    A newcomer has never been served, so they go straight to the front of the rotation. Users are
+    kept in a heap by (last served, arrival), so ``pop`` is O(log users); a job's place in line is
+    counted from the queue lengths, O(users), without replaying the rotation.
     """
 
     def __init__(self) -> None:
@@ -18,6 +21,8 @@ class FairQueue:
         self._owner: dict[str, int] = {}
         self._last_served: dict[int, int] = {}
         self._arrival: dict[int, int] = {}
+        # (rank, user); entries whose user left or was served since are stale and skipped
+        self._rotation: list[tuple[tuple[int, int], int]] = []
         self._tick = itertools.count()
         self._ready = asyncio.Event()
 
@@ -27,12 +32,16 @@ class FairQueue:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._owner
 
+    def _rank(self, user: int) -> tuple[int, int]:
+        return (self._last_served.get(user, -1), self._arrival[user])
+
     def put(self, job_id: str, user_id: int) -> None:
         if job_id in self._owner:
             return
         if user_id not in self._by_user:
             self._by_user[user_id] = deque()
             self._arrival[user_id] = next(self._tick)
+            heapq.heappush(self._rotation, (self._rank(user_id), user_id))
         self._by_user[user_id].append(job_id)
         self._owner[job_id] = user_id
         self._ready.set()
@@ -44,23 +53,27 @@ class FairQueue:
         q = self._by_user[user]
         q.remove(job_id)
         if not q:
-            del self._by_user[user]
+            del self._by_user[user]  # its heap entry goes stale and is skipped
         return True
 
-    def _rank(self, user: int, last_served: dict[int, int]) -> tuple[int, int]:
-        return (last_served.get(user, -1), self._arrival[user])
+    def _live(self, rank: tuple[int, int], user: int) -> bool:
+        return user in self._by_user and self._rank(user) == rank
 
     def pop(self) -> str | None:
-        if not self._by_user:
+        while self._rotation and not self._live(*self._rotation[0]):
+            heapq.heappop(self._rotation)
+        if not self._rotation:
             self._ready.clear()
             return None
-        user = min(self._by_user, key=lambda u: self._rank(u, self._last_served))
+        _, user = heapq.heappop(self._rotation)
         q = self._by_user[user]
         job_id = q.popleft()
         del self._owner[job_id]
-        if not q:
-            del self._by_user[user]
         self._last_served[user] = next(self._tick)
+        if q:
+            heapq.heappush(self._rotation, (self._rank(user), user))
+        else:
+            del self._by_user[user]
         if not self._by_user:
             self._ready.clear()
         return job_id
@@ -68,24 +81,26 @@ class FairQueue:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def _users_in_turn(self) -> list[int]:
+        return sorted(self._by_user, key=self._rank)
+
     def order(self) -> list[str]:
-        """Job ids in the order they would be served (a dry run of pop)."""
-        queues = {u: list(q) for u, q in self._by_user.items()}
-        last = dict(self._last_served)
-        tick = -1  # relative ticks; only the order matters
-        big = max(last.values(), default=0) + 1
-        out: list[str] = []
-        while queues:
-            user = min(queues, key=lambda u: self._rank(u, last))
-            out.append(queues[user].pop(0))
-            if not queues[user]:
-                del queues[user]
-            tick += 1
-            last[user] = big + tick
-        return out
+        """Job ids in the order they would be served: round k serves every user's k-th job."""
+        users = self._users_in_turn()
+        depth = max((len(self._by_user[u]) for u in users), default=0)
+        return [
+            self._by_user[u][k] for k in range(depth) for u in users if k < len(self._by_user[u])
+        ]
 
     def position(self, job_id: str) -> int | None:
         """1-based place in line, or None when not queued."""
-        if job_id not in self._owner:
+        user = self._owner.get(job_id)
+        if user is None:
             return None
-        return self.order().index(job_id) + 1
+        k = self._by_user[user].index(job_id)
+        mine = self._rank(user)
+        ahead = 0
+        for other, q in self._by_user.items():
+            # Users ahead in the rotation are served k+1 times before our k-th job; others k.
+            ahead += min(len(q), k + 1 if self._rank(other) < mine else k)
+        return ahead + 1

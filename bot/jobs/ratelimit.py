@@ -1,13 +1,31 @@
-"""A token bucket for all crun requests, which slows down when crun says 429."""
+"""One limiter for all crun requests: a strict sliding window, smooth spacing, priority lanes.
+
+crun's limits are undocumented, so the bot promises only what it can keep: never more than
+``rate`` requests in any one-second window, measured with a small margin because the server sees
+our requests a few milliseconds later than we send them. Routine work (submits, uploads, scheduled
+polls) is also evenly spaced, so it never bursts. A poll woken by a callback is *urgent*: the result
+is ready and a member is waiting, so it jumps the line, skips the spacing (never the window), and
+may use ``reserve`` slots per window that routine work leaves free for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class _Waiter:
+    urgent: bool
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RateLimiter:
-    """At most ``rate`` requests per second, evenly spaced: no bursts at all.
+    """At most ``rate`` requests in any window of ``1 s + margin``; routine ones evenly spaced.
 
     On a 429 the limiter pauses everyone until ``Retry-After`` (or a backoff) and halves its rate;
     every success afterwards wins a little of it back.
@@ -19,35 +37,92 @@ class RateLimiter:
         *,
         clock: Callable[[], float] | None = None,
         min_rate: float = 0.2,
+        reserve: int = 0,
+        margin: float = 0.05,
     ) -> None:
         self.max_rate = rate
         self.rate = rate
         self.min_rate = min(min_rate, rate)
-        self._capacity = 1.0  # no bursts: crun's limits are undocumented, so stay smooth
-        self._tokens = self._capacity
+        self.reserve = reserve
+        self.margin = margin
         self._clock = clock or asyncio.get_running_loop().time
-        self._updated = self._clock()
+        self._grants: deque[float] = deque()
+        self._last = -math.inf
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
+        self._urgent: deque[_Waiter] = deque()
+        self._routine: deque[_Waiter] = deque()
         self.penalties = 0
 
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
+    # --- the rule (pure, so it can be tested with a fake clock) ---------------------------------
 
-    async def acquire(self) -> None:
-        # One waiter at a time keeps the order fair and the bucket arithmetic simple.
-        async with self._lock:
+    @property
+    def window(self) -> float:
+        # Below 1/s the window stretches so that "one request" is still spread over 1/rate.
+        return max(1.0, 1.0 / self.rate) + self.margin
+
+    @property
+    def limit(self) -> int:
+        return max(1, math.floor(self.rate))
+
+    def delay(self, now: float, *, urgent: bool = False) -> float:
+        """Seconds until a request of this kind may go out (0 when it may go now)."""
+        window = self.window
+        while self._grants and self._grants[0] <= now - window:
+            self._grants.popleft()
+        limit = self.limit
+        if not urgent:
+            limit -= min(self.reserve, limit - 1)
+        at = max(now, self._paused_until)
+        if len(self._grants) >= limit:
+            # The oldest grant that must leave the window before this one fits.
+            at = max(at, self._grants[-limit] + window)
+        if not urgent:
+            at = max(at, self._last + 1.0 / self.rate)
+        return at - now
+
+    def record(self, now: float) -> None:
+        self._grants.append(now)
+        self._last = now
+
+    # --- waiting --------------------------------------------------------------------------------
+
+    def _head(self) -> _Waiter | None:
+        if self._urgent:
+            return self._urgent[0]
+        return self._routine[0] if self._routine else None
+
+    def _kick(self) -> None:
+        head = self._head()
+        if head is not None:
+            head.turn.set()
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for a slot. Urgent callers go before every routine caller, in arrival order."""
+        me = _Waiter(urgent)
+        lane = self._urgent if urgent else self._routine
+        lane.append(me)
+        try:
             while True:
-                now = self._clock()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
+                me.turn.clear()
+                if self._head() is not me:
+                    await me.turn.wait()  # kicked when we reach the front
                     continue
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                now = self._clock()
+                wait = self.delay(now, urgent=urgent)
+                if wait <= 0:
+                    self.record(now)
                     return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+                # If an urgent caller overtakes us meanwhile, we find out when this wait ends.
+                # (asyncio.timeout, not wait_for: wait_for can swallow a cancellation on 3.11.)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await me.turn.wait()
+        finally:
+            if me in lane:
+                lane.remove(me)
+            self._kick()
+
+    # --- feedback from crun ---------------------------------------------------------------------
 
     def penalize(self, retry_after: float | None) -> None:
         """crun said 429: pause and halve the rate."""
@@ -56,8 +131,8 @@ class RateLimiter:
         pause = retry_after if retry_after is not None else min(30.0, 2.0**self.penalties)
         self._paused_until = max(self._paused_until, now + pause)
         self.rate = max(self.min_rate, self.rate / 2)
-        self._tokens = 0.0
-        self._updated = now
+        self._last = max(self._last, now)
+        self._kick()
 
     def reward(self) -> None:
         """A request went through: recover 10% of the lost rate."""

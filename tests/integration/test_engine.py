@@ -397,6 +397,39 @@ async def test_lying_callback_is_not_trusted(harness: Harness) -> None:
         await server.stop()
 
 
+async def test_a_callback_poll_jumps_the_queue_of_submits(harness: Harness) -> None:
+    """A member is waiting on a woken poll: it goes before creates already waiting for the
+    rate limiter, instead of behind them."""
+    harness.crun.task_latency = None
+    waker = LateWake()
+    server = CallbackServer(make_app(harness.jobs.callback_token, waker), "127.0.0.1", 0)
+    port = await server.start()
+    try:
+        engine = await harness.engine(
+            callback_base_url=f"http://127.0.0.1:{port}",
+            callback_poll_interval=30.0,
+            api_rate_limit=2.0,  # one routine request per ~0.5 s: a queue forms at once
+            max_concurrent_jobs=50,
+        )
+        waker.engine = engine
+        first = await engine.submit(T2I, user_id=1, guild_id=None, target=TEST)
+        await wait_until(lambda: len(harness.crun.tasks) == 1, what="the first task")
+        task_id = next(iter(harness.crun.tasks))
+        for user in range(2, 8):
+            await engine.submit(T2I, user_id=user, guild_id=None, target=TEST)
+        await wait_until(lambda: harness.crun.calls["create"] >= 2, what="the queue to move")
+        mark = len(harness.crun.requests)
+        harness.crun.finish(task_id)
+        await engine.wait_finished(first.id, timeout=10)
+        later = harness.crun.requests[mark:]
+        poll = next(i for i, (ep, rec) in enumerate(later) if ep == "info" and task_id in str(rec))
+        creates_first = sum(1 for ep, _ in later[:poll] if ep == "create")
+        # Without priority the poll waited behind the four submit workers' creates.
+        assert creates_first <= 1, later[: poll + 1]
+    finally:
+        await server.stop()
+
+
 # --- restarts -----------------------------------------------------------------------------------
 
 
