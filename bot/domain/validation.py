@@ -57,8 +57,38 @@ _INVISIBLE = frozenset(
 )
 
 
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): they render as
+# nothing. Some of them attach to the character before (U+FE0F makes a heart an emoji, tag
+# characters make a flag), so they are not stripped from the edges; but a prompt made only of
+# them (a lone Hangul filler is the classic "blank" Discord trick) is still empty.
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
 def _is_blank(ch: str) -> bool:
     return ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) == "Cc"
+
+
+def _renders_nothing(ch: str) -> bool:
+    cp = ord(ch)
+    return _is_blank(ch) or any(lo <= cp <= hi for lo, hi in _IGNORABLE_RANGES)
 
 
 def normalise_prompt(text: str) -> str:
@@ -115,6 +145,16 @@ def _shown(text: str, limit: int = 24) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+def _number(value: int) -> str:
+    """A member's number with thousands separators, or a summary when it is absurdly long (Python
+    refuses to print ints over 4,300 digits, and nobody wants to read one)."""
+    if value >= 10**30:
+        return "more than 10³⁰"
+    if value <= -(10**30):
+        return "less than -10³⁰"
+    return f"{value:,}"
+
+
 def _is_int(value: object) -> bool:
     # bool is an int subclass; True as a seed or image count is a bug, not a choice.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -156,7 +196,7 @@ def _check_types(req: GenerationRequest) -> None:
 def _check_prompt(prompt: str) -> None:
     """R1: upstream needs exactly one non-empty text item, for edits too."""
     text = normalise_prompt(prompt)
-    if not text:
+    if all(_renders_nothing(ch) for ch in text):
         raise InvalidInput(
             "Your prompt is empty. Describe the image you want (or the change to make) and try "
             "again."
@@ -209,13 +249,13 @@ def _check_n(mode: Mode, n: int) -> None:
     if mode is Mode.IMAGE_SET:
         if not 1 <= n <= MAX_N_SET:
             raise InvalidInput(
-                f"An image set has 1 to {MAX_N_SET} images; you asked for {n}. "
+                f"An image set has 1 to {MAX_N_SET} images; you asked for {_number(n)}. "
                 f"Choose a number from 1 to {MAX_N_SET}."
             )
     elif not 1 <= n <= MAX_N:
         raise InvalidInput(
-            f"You asked for {n} images; the limit for {_MODE_NAMES[mode]} is {MAX_N} per "
-            f"request. Choose a number from 1 to {MAX_N} (an image set can have up to "
+            f"You asked for {_number(n)} images; the limit for {_MODE_NAMES[mode]} is {MAX_N} "
+            f"per request. Choose a number from 1 to {MAX_N} (an image set can have up to "
             f"{MAX_N_SET})."
         )
 
@@ -279,6 +319,6 @@ def _check_aspect_ratio(mode: Mode, aspect_ratio: str | None) -> None:
 def _check_seed(seed: int | None) -> None:
     if seed is not None and not 0 <= seed <= SEED_MAX:
         raise InvalidInput(
-            f"The seed {seed:,} is out of range. Use a whole number from 0 to {SEED_MAX:,}, "
-            "or leave it empty for a random one."
+            f"The seed ({_number(seed)}) is out of range. Use a whole number from 0 to "
+            f"{SEED_MAX:,}, or leave it empty for a random one."
         )

@@ -385,9 +385,18 @@ class JobEngine:
                     continue  # superseded by a later schedule of the same action
                 del self._scheduled[key]
                 self._dispatch(action, job_id)
-            timeout = (self._heap[0][0] - now) if self._heap else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # A timer handle, not wait_for: this loop turns once per due poll, and wait_for
+            # would create a task each time.
+            timer = (
+                asyncio.get_running_loop().call_later(self._heap[0][0] - now, self._wake.set)
+                if self._heap
+                else None
+            )
+            try:
+                await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     def _dispatch(self, action: str, job_id: str) -> None:
         key = (action, job_id)
