@@ -71,7 +71,7 @@ from bot.media import (
 from bot.observability.context import bind_job, job_context
 from bot.observability.metrics import NO_METRICS, NoMetrics
 from bot.settings import Settings
-from bot.store.jobs import JobRepository
+from bot.store.jobs import JobRepository, PollView
 from bot.store.quotas import Charge
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
@@ -328,10 +328,12 @@ class JobEngine:
 
     async def wait_finished(self, job_id: str, timeout: float | None = None) -> Job:  # noqa: ASYNC109
         """Wait until the job's outcome has been delivered (or delivery abandoned)."""
-        job = await self.jobs.require(job_id)
-        if job.finished:
-            return job
-        event = self._done.setdefault(job_id, asyncio.Event())
+        event = self._done.get(job_id)
+        if event is None:  # not tracked here (any more): the store knows whether it is done
+            job = await self.jobs.require(job_id)
+            if job.finished:
+                return job
+            event = self._done.setdefault(job_id, asyncio.Event())
         await asyncio.wait_for(event.wait(), timeout)
         return await self.jobs.require(job_id)
 
@@ -446,9 +448,8 @@ class JobEngine:
 
     async def _submit(self, job_id: str) -> None:
         bind_job(job_id, self._guilds.get(job_id))
-        now = self.clock()
-        job = await self.jobs.get(job_id)
-        if job is None or not await self.jobs.mark_submitting(job_id, now):
+        job = await self.jobs.mark_submitting(job_id, self.clock())
+        if job is None:
             await self._release(job_id)
             return
         sent = False
@@ -477,11 +478,11 @@ class JobEngine:
         else:
             self._limiter.reward()
             now = self.clock()
-            await self.jobs.mark_submitted(job_id, task_id, now, now + self._interval(0.0))
+            fresh = await self.jobs.mark_submitted(job_id, task_id, now, now + self._interval(0.0))
             log.info("job %s submitted as task %s", job_id, task_id)
             self._schedule("poll", job_id, now + self._interval(0.0))
-            fresh = await self.jobs.require(job_id)
-            await self._progress(fresh, Progress(ProgressKind.SUBMITTED, eta=self.eta(fresh)))
+            if fresh is not None:
+                await self._progress(fresh, Progress(ProgressKind.SUBMITTED, eta=self.eta(fresh)))
 
     async def _submit_error(self, job: Job, exc: WanApiError, *, sent: bool) -> None:
         job_id = job.id
@@ -581,7 +582,7 @@ class JobEngine:
         self._woken.discard(job_id)
         # A woken poll does not queue for a slot behind routine polls (there is one per job).
         async with contextlib.nullcontext() if urgent else self._poll_slots:
-            job = await self.jobs.get(job_id)
+            job = await self.jobs.poll_view(job_id)
             if job is None or not job.status.tracked or job.task_id is None:
                 return
             assert self._limiter is not None
@@ -648,10 +649,11 @@ class JobEngine:
             fresh = await self.jobs.require(job_id)
             await self._progress(fresh, Progress(ProgressKind.RUNNING, eta=self.eta(fresh)))
         if age > self.config.soft_deadline and await self.jobs.mark_slow_notified(job_id):
-            await self._progress(job, Progress(ProgressKind.SLOW, eta=self.eta(job)))
+            full = await self.jobs.require(job_id)
+            await self._progress(full, Progress(ProgressKind.SLOW, eta=self.eta(full)))
 
     async def _repoll(
-        self, job: Job, status: JobStatus, due: float, *, not_found: bool = False
+        self, job: PollView, status: JobStatus, due: float, *, not_found: bool = False
     ) -> None:
         if await self.jobs.record_poll(
             job.id, status=status, next_poll_at=due, now=self.clock(), not_found=not_found
@@ -660,7 +662,7 @@ class JobEngine:
 
     async def _finish(
         self,
-        job: Job,
+        job: Job | PollView,
         status: JobStatus,
         *,
         error_code: str | None = None,
@@ -789,7 +791,11 @@ class JobEngine:
         return Outcome(job=job, images=tuple(images))
 
     def _mark_done(self, job_id: str) -> None:
-        self._done.setdefault(job_id, asyncio.Event()).set()
+        # Popped, not kept: waiters hold the event, and a long-running bot must not keep one per
+        # job it ever ran.
+        event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
         self._users.pop(job_id, None)
         self._guilds.pop(job_id, None)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
+import bisect
 import itertools
 from collections import deque
 
@@ -11,9 +11,11 @@ from collections import deque
 class FairQueue:
     """Serves next the user who has waited longest since they were last served.
 
-    A newcomer has never been served, so they go straight to the front of the rotation. Users are
-    kept in a heap by (last served, arrival), so ``pop`` is O(log users); a job's place in line is
-    counted from the queue lengths, O(users), without replaying the rotation.
+    A newcomer has never been served, so they go straight to the front of the rotation. Users with
+    queued jobs are kept sorted by (last served, arrival); the served user moves to the end, so
+    ``pop`` is a bisect plus a C-level list shift. A user's first queued job learns its place in
+    line from a bisect too (the common case: members rarely queue several jobs); a later job's
+    place is counted from the queue lengths, O(users), without replaying the rotation.
     """
 
     def __init__(self) -> None:
@@ -21,7 +23,7 @@ class FairQueue:
         self._owner: dict[str, int] = {}
         self._last_served: dict[int, int] = {}
         self._arrival: dict[int, int] = {}
-        # (rank, user); entries whose user left or was served since are stale and skipped
+        # (rank, user) of every user with queued jobs, sorted: the rotation
         self._rotation: list[tuple[tuple[int, int], int]] = []
         self._tick = itertools.count()
         self._ready = asyncio.Event()
@@ -41,7 +43,7 @@ class FairQueue:
         if user_id not in self._by_user:
             self._by_user[user_id] = deque()
             self._arrival[user_id] = next(self._tick)
-            heapq.heappush(self._rotation, (self._rank(user_id), user_id))
+            bisect.insort(self._rotation, (self._rank(user_id), user_id))
         self._by_user[user_id].append(job_id)
         self._owner[job_id] = user_id
         self._ready.set()
@@ -53,25 +55,22 @@ class FairQueue:
         q = self._by_user[user]
         q.remove(job_id)
         if not q:
-            del self._by_user[user]  # its heap entry goes stale and is skipped
+            del self._by_user[user]
+            entry = (self._rank(user), user)
+            del self._rotation[bisect.bisect_left(self._rotation, entry)]
         return True
 
-    def _live(self, rank: tuple[int, int], user: int) -> bool:
-        return user in self._by_user and self._rank(user) == rank
-
     def pop(self) -> str | None:
-        while self._rotation and not self._live(*self._rotation[0]):
-            heapq.heappop(self._rotation)
         if not self._rotation:
             self._ready.clear()
             return None
-        _, user = heapq.heappop(self._rotation)
+        _, user = self._rotation.pop(0)
         q = self._by_user[user]
         job_id = q.popleft()
         del self._owner[job_id]
         self._last_served[user] = next(self._tick)
         if q:
-            heapq.heappush(self._rotation, (self._rank(user), user))
+            self._rotation.append((self._rank(user), user))  # the newest service: the last rank
         else:
             del self._by_user[user]
         if not self._by_user:
@@ -82,7 +81,7 @@ class FairQueue:
         await self._ready.wait()
 
     def _users_in_turn(self) -> list[int]:
-        return sorted(self._by_user, key=self._rank)
+        return [user for _, user in self._rotation]
 
     def order(self) -> list[str]:
         """Job ids in the order they would be served: round k serves every user's k-th job."""
@@ -99,8 +98,12 @@ class FairQueue:
             return None
         k = self._by_user[user].index(job_id)
         mine = self._rank(user)
+        if k == 0:  # served once every user ahead in the rotation has been served once
+            return bisect.bisect_left(self._rotation, (mine, user)) + 1
+        last, arrival = self._last_served, self._arrival  # locals: this loop runs per user
         ahead = 0
         for other, q in self._by_user.items():
             # Users ahead in the rotation are served k+1 times before our k-th job; others k.
-            ahead += min(len(q), k + 1 if self._rank(other) < mine else k)
+            before = (last.get(other, -1), arrival[other]) < mine
+            ahead += min(len(q), k + 1 if before else k)
         return ahead + 1

@@ -2,17 +2,19 @@
 
 A reservation runs inside the transaction that creates the job row (``BEGIN IMMEDIATE``), so the
 check and the insert are one step: two concurrent commands can never both pass on the last credit.
-Settlement and refund happen in the transaction that records the job's outcome (see
-``JobRepository.finish``), so each job is settled or refunded exactly once.
+These functions are plain sqlite3 code that ``Database.run_transaction`` runs on the database
+thread, so a whole reservation is one round trip. Settlement and refund happen in the transaction
+that records the job's outcome (see ``JobRepository.finish``), so each job is settled or refunded
+exactly once.
 """
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import aiosqlite
 
 from bot.domain.quota import (
     Limits,
@@ -42,14 +44,13 @@ def _ts(unix: float) -> str:
     return f"<t:{int(unix)}:R>"
 
 
-async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> float:
-    cur = await conn.execute(sql, params)
-    row = await cur.fetchone()
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> float:
+    row = conn.execute(sql, params).fetchone()
     return float(row[0] or 0) if row else 0.0
 
 
-async def _role_or_default_limits(
-    conn: aiosqlite.Connection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
+def _role_or_default_limits(
+    conn: sqlite3.Connection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
 ) -> Limits:
     """For members without their own override: the most generous role, else the server
     default, else the bot's defaults."""
@@ -58,7 +59,7 @@ async def _role_or_default_limits(
         "SELECT scope, daily, monthly FROM quota_limits WHERE guild_id = ?"  # noqa: S608 - placeholders only
         f" AND (scope = 'guild' OR (scope = 'role' AND subject_id IN ({marks})))"
     )
-    rows = list(await conn.execute_fetchall(sql, (guild_id, *role_ids)))  # one thread hop
+    rows = conn.execute(sql, (guild_id, *role_ids)).fetchall()
     roles = most_generous(Limits(r[1], r[2]) for r in rows if r[0] == "role")
     if roles is not None:
         return roles
@@ -66,8 +67,7 @@ async def _role_or_default_limits(
     return server[0] if server else policy.default_limits
 
 
-# One round trip for everything a reservation needs to know about a member (the thread hop of each
-# aiosqlite statement dominates the cost of a reservation).
+# One statement for everything a reservation needs to know about a member.
 _STANDING = f"""
 WITH r AS (SELECT COALESCE(
     (SELECT reset_at FROM quota_resets WHERE guild_id = :g AND user_id = :u), 0) AS reset_at)
@@ -98,8 +98,8 @@ class Standing:
     last_request_at: float | None
 
 
-async def standing_in(
-    conn: aiosqlite.Connection,
+def standing_in(
+    conn: sqlite3.Connection,
     *,
     guild_id: int,
     user_id: int,
@@ -109,13 +109,13 @@ async def standing_in(
 ) -> Standing:
     day_start, day_end = day_window(now)
     month_start, month_end = month_window(now)
-    (row,) = await conn.execute_fetchall(  # one thread hop for the whole standing
+    row = conn.execute(
         _STANDING, {"g": guild_id, "u": user_id, "day": day_start, "month": month_start}
-    )
+    ).fetchone()
     if row[8]:
         limits = Limits(row[9], row[10])  # the member's own override wins
     else:
-        limits = await _role_or_default_limits(conn, guild_id, role_ids, policy)
+        limits = _role_or_default_limits(conn, guild_id, role_ids, policy)
     usage = Usage(
         daily_used=float(row[0] or 0),
         monthly_used=float(row[1] or 0),
@@ -134,8 +134,8 @@ async def standing_in(
     )
 
 
-async def reserve(
-    conn: aiosqlite.Connection,
+def reserve(
+    conn: sqlite3.Connection,
     *,
     job_id: str,
     user_id: int,
@@ -146,7 +146,7 @@ async def reserve(
 ) -> None:
     """Check every rule and hold the credits, inside the caller's write transaction."""
     gid = guild_id or 0
-    standing = await standing_in(
+    standing = standing_in(
         conn, guild_id=gid, user_id=user_id, role_ids=charge.role_ids, policy=policy, now=now
     )
     if standing.blocked:
@@ -181,7 +181,7 @@ async def reserve(
             )
     if policy.global_daily_cap is not None:
         day_start, day_end = day_window(now)
-        spent_today = await _one(
+        spent_today = _one(
             conn,
             f"SELECT SUM({_SPENT}) FROM ledger WHERE created_at >= ?",  # noqa: S608 - constant
             (day_start,),
@@ -191,7 +191,7 @@ async def reserve(
                 "The bot has reached today's spending limit set by its owner. "
                 f"It resets {_ts(day_end)}."
             )
-    await conn.execute(
+    conn.execute(
         "INSERT INTO ledger (job_id, user_id, guild_id, reserved, state, created_at)"
         " VALUES (?, ?, ?, ?, 'reserved', ?)",
         (job_id, user_id, gid, cost, now),
@@ -212,15 +212,16 @@ class QuotaRepository:
         role_ids: Sequence[int] = (),
         now: float | None = None,
     ) -> Usage:
-        async with self.db.transaction() as conn:
-            standing = await standing_in(
-                conn,
+        standing = await self.db.run_transaction(
+            functools.partial(
+                standing_in,
                 guild_id=guild_id or 0,
                 user_id=user_id,
                 role_ids=role_ids,
                 policy=self.policy,
                 now=time.time() if now is None else now,
             )
+        )
         return standing.usage
 
     async def ledger_state(self, job_id: str) -> tuple[str, float, float | None] | None:

@@ -377,8 +377,11 @@ class WanClient:
             ) from exc
 
     async def _read_capped(self, endpoint: str, resp: aiohttp.ClientResponse) -> bytes:
-        if resp.content_length is not None and resp.content_length > _MAX_REPLY_BYTES:
-            self._malformed(endpoint, f"reply too large ({resp.content_length} bytes)")
+        if resp.content_length is not None:
+            if resp.content_length > _MAX_REPLY_BYTES:
+                self._malformed(endpoint, f"reply too large ({resp.content_length} bytes)")
+            # The parser stops at Content-Length, so this is capped too, without the chunk loop.
+            return await resp.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):

@@ -552,3 +552,38 @@ async def test_an_unexpected_poll_error_does_not_strand_the_job(
     done = await engine.wait_finished(job.id, timeout=10)
     assert done.status is JobStatus.SUCCEEDED
     assert calls["n"] >= 2
+
+
+async def test_the_engine_keeps_nothing_per_job_once_jobs_are_done(harness: Harness) -> None:
+    # A bot runs for months: every per-job entry the engine keeps in memory must go when the job
+    # is delivered, whatever way it ended (regression: one wait event per job stayed forever).
+    harness.crun.outcome = lambda inp: (
+        ("failed", "DataInspectionFailed") if "refuse" in inp["prompt"] else ("success", None)
+    )
+    harness.crun.fail("info", 500, times=3)
+    harness.sink.fail_next = 1
+    engine = await harness.engine(max_concurrent_jobs=2)
+    prompts = ["a fox", "a cat", "please refuse this", "an owl", "a heron"]
+    jobs = [
+        await engine.submit(GenerationRequest(prompt=p), user_id=i % 2, guild_id=7, target=TEST)
+        for i, p in enumerate(prompts)
+    ]
+    harness.sink.gone.add(jobs[-1].id)
+    done = [await engine.wait_finished(j.id, timeout=15) for j in jobs]
+    assert [d.status for d in done].count(JobStatus.FAILED) == 1
+    assert all(d.delivery_state is not DeliveryState.NONE for d in done)
+    await wait_until(lambda: not engine._busy, what="the last deliveries to return")
+    per_job = {
+        "done events": engine._done,
+        "users": engine._users,
+        "guilds": engine._guilds,
+        "in flight": engine._inflight,
+        "woken": engine._woken,
+        "download failures": engine._download_failures,
+        "scheduled": engine._scheduled,
+    }
+    assert {name: len(v) for name, v in per_job.items() if v} == {}
+    assert len(engine._queue) == 0
+    # wait_finished still answers for a job it no longer tracks, from the store.
+    again = await engine.wait_finished(jobs[0].id, timeout=1)
+    assert again.delivery_state is DeliveryState.DONE

@@ -6,14 +6,17 @@ import asyncio
 import os
 import socket
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Target
 from bot.store.database import Database, migrations
-from bot.store.jobs import JobRepository
+from bot.store.jobs import _JOB_ID_ALPHABET, JobRepository, new_job_id
+from tests.helpers import wait_until
 
 REQ = GenerationRequest(prompt="a lighthouse at dusk")
 TARGET = Target("files", {"dir": "/tmp/x"})
@@ -130,7 +133,7 @@ async def test_delivery_is_recorded_once(repo: JobRepository) -> None:
 async def test_concurrent_guarded_transitions_let_exactly_one_win(repo: JobRepository) -> None:
     job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="me")
     results = await asyncio.gather(*(repo.mark_submitting(job.id, 2) for _ in range(20)))
-    assert results.count(True) == 1
+    assert sum(r is not None for r in results) == 1
 
 
 async def test_orphans_of_dead_or_silent_instances_are_claimed(repo: JobRepository) -> None:
@@ -184,3 +187,143 @@ async def test_a_previous_process_with_our_pid_is_dead(repo: JobRepository) -> N
     )
     assert await repo.claim_orphans("me", ["files"], now=time.time(), stale_after=600) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
+
+
+async def test_a_transaction_on_the_database_thread_is_all_or_nothing(
+    repo: JobRepository,
+) -> None:
+    db = repo.db
+    await db.execute("CREATE TABLE t (x INTEGER)")
+
+    def two_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.execute("INSERT INTO t VALUES (2)")
+        raise ValueError("rule broken")
+
+    with pytest.raises(ValueError):
+        await db.run_transaction(two_then_fail)
+    assert await db.fetchall("SELECT x FROM t") == []
+
+    def two(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t VALUES (1)")
+        return conn.execute("INSERT INTO t VALUES (2)").rowcount
+
+    assert await db.run_transaction(two) == 1
+    assert [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")] == [1, 2]
+
+
+async def test_a_cancelled_caller_leaves_its_transaction_whole(repo: JobRepository) -> None:
+    db = repo.db
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1)")
+        started.set()
+        release.wait(10)
+        conn.execute("INSERT INTO t VALUES (2)")
+
+    task = asyncio.create_task(db.run_transaction(slow))
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The next statement queues behind the transaction, which finished on its thread.
+    assert [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")] == [1, 2]
+    # And it was closed: BEGIN inside an open transaction would raise.
+    assert await db.run_transaction(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
+
+
+async def test_each_sent_create_counts_one_attempt(repo: JobRepository) -> None:
+    job = await repo.create(user_id=1, guild_id=2, request=REQ, target=TARGET, now=1.0, owner=None)
+    for attempt in (1, 2):
+        assert await repo.mark_submitting(job.id, now=2.0)
+        assert await repo.mark_create_sent(job.id, {"prompt": "x"}, now=3.0)
+        row = await repo.db.fetchone("SELECT submit_attempts FROM jobs WHERE id = ?", (job.id,))
+        assert row is not None and row[0] == attempt
+        assert await repo.requeue(job.id, not_before=0.0, reason="test", now=4.0)
+
+
+def test_job_ids_use_the_whole_alphabet_in_every_position() -> None:
+    ids = [new_job_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 10 and set(i) <= set(_JOB_ID_ALPHABET) for i in ids)
+    for pos in range(10):
+        assert {i[pos] for i in ids} == set(_JOB_ID_ALPHABET), pos
+
+
+class _Release(threading.Event):
+    """Set to let the transaction holding the database thread finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+
+async def _hold_the_thread(db: Database, release: _Release) -> None:
+    def hold(conn: sqlite3.Connection) -> None:
+        release.started.set()
+        release.wait(10)
+
+    await db.run_transaction(hold)
+
+
+async def blocker_started(release: _Release) -> None:
+    assert await asyncio.to_thread(release.started.wait, 10)
+
+
+async def test_transactions_waiting_for_the_thread_share_one_commit(repo: JobRepository) -> None:
+    db = repo.db
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    statements: list[str] = []
+    await db.run_transaction(lambda conn: conn.set_trace_callback(statements.append))
+    release = _Release()
+    # Hold the database thread so the next transactions queue up behind it.
+    blocker = asyncio.create_task(_hold_the_thread(db, release))
+    await blocker_started(release)
+    statements.clear()
+
+    def insert(x: int) -> Callable[[sqlite3.Connection], int]:
+        def fn(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO t VALUES (?)", (x,))
+            if x % 3 == 0:
+                raise ValueError(x)  # its own insert must not stay; the others' must
+            return x
+
+        return fn
+
+    calls = [asyncio.create_task(db.run_transaction(insert(x))) for x in range(1, 10)]
+    await wait_until(lambda: len(db._group) == 9, what="nine transactions waiting")
+    release.set()
+    await blocker
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [r if isinstance(r, int) else "failed" for r in results] == [
+        1, 2, "failed", 4, 5, "failed", 7, 8, "failed"
+    ]  # fmt: skip
+    assert [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")] == [1, 2, 4, 5, 7, 8]
+    assert statements.count("COMMIT") == 2  # the blocker's, then one for all nine
+
+
+async def test_a_failed_group_commit_fails_every_member_and_keeps_nothing(
+    repo: JobRepository,
+) -> None:
+    db = repo.db
+    await db.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+    await db.execute("CREATE TABLE c (pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+    release = _Release()
+    blocker = asyncio.create_task(_hold_the_thread(db, release))
+    await blocker_started(release)
+    good = asyncio.create_task(db.run_transaction(lambda c: c.execute("INSERT INTO p VALUES (1)")))
+    # Checked only at COMMIT: the whole group's commit fails.
+    bad = asyncio.create_task(db.run_transaction(lambda c: c.execute("INSERT INTO c VALUES (9)")))
+    await wait_until(lambda: len(db._group) == 2, what="both waiting")
+    release.set()
+    await blocker
+    for call in (good, bad):
+        with pytest.raises(sqlite3.IntegrityError):
+            await call
+    assert await db.fetchall("SELECT id FROM p") == []
+    # The connection is usable afterwards.
+    await db.run_transaction(lambda c: c.execute("INSERT INTO p VALUES (2)"))
+    assert [r[0] for r in await db.fetchall("SELECT id FROM p")] == [2]

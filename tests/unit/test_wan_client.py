@@ -34,7 +34,7 @@ from bot.errors import (
     WanConnectionError,
     WanTimeout,
 )
-from bot.wan.client import USER_AGENT, WanClient
+from bot.wan.client import PATH_BALANCE, USER_AGENT, WanClient
 from bot.wan.types import MODEL_ID, TaskStatus
 from tests.fakes.crun_server import FakeCrun, RecordingSleep
 
@@ -944,3 +944,40 @@ async def test_fake_sends_callbacks(client: WanClient, crun: FakeCrun) -> None:
         assert (await client.task_info(liar)).status is TaskStatus.FAILED
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+async def test_a_reply_over_the_cap_is_malformed_and_not_read_whole(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    # A broken or hostile endpoint must not make the bot buffer an endless reply.
+    monkeypatch.setattr("bot.wan.client._MAX_REPLY_BYTES", 4096)
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if not chunked:
+            resp.content_length = 10 * 1024 * 1024
+        await resp.prepare(request)
+        try:
+            for _ in range(10 * 1024):
+                await resp.write(b" " * 1024)
+                sent.append(1024)
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_get(PATH_BALANCE, endless)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        client = make_client(base_url=f"http://127.0.0.1:{port}", get_retries=0)
+        with pytest.raises(MalformedResponse, match="too large"):
+            await client.balance()
+    finally:
+        await runner.cleanup()
+    assert sum(sent) < 10 * 1024 * 1024
