@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import os
@@ -160,6 +161,9 @@ class JobEngine:
         self._busy: set[tuple[str, str]] = set()
         self._woken: set[str] = set()  # polls a callback asked for: they skip the line
         self._done: dict[str, asyncio.Event] = {}
+        # What a poll needs, kept between polls: this engine is the only writer of its polled
+        # jobs' status (the transitions are guarded anyway), so a poll need not read the store.
+        self._polled: dict[str, PollView] = {}
         self._download_failures: dict[str, int] = {}
         self._durations: list[float] = []
         self._loops = TaskGroup("engine-loop")
@@ -582,9 +586,11 @@ class JobEngine:
         self._woken.discard(job_id)
         # A woken poll does not queue for a slot behind routine polls (there is one per job).
         async with contextlib.nullcontext() if urgent else self._poll_slots:
-            job = await self.jobs.poll_view(job_id)
+            job = self._polled.get(job_id) or await self.jobs.poll_view(job_id)
             if job is None or not job.status.tracked or job.task_id is None:
+                self._polled.pop(job_id, None)
                 return
+            self._polled[job_id] = job
             assert self._limiter is not None
             await self._limiter.acquire(urgent=urgent)
             now = self.clock()
@@ -646,6 +652,7 @@ class JobEngine:
         status = JobStatus.RUNNING if info.status is TaskStatus.RUNNING else job.status
         await self._repoll(job, status, now + self._interval(age))
         if status is not job.status:
+            self._polled[job_id] = dataclasses.replace(job, status=status)
             fresh = await self.jobs.require(job_id)
             await self._progress(fresh, Progress(ProgressKind.RUNNING, eta=self.eta(fresh)))
         if age > self.config.soft_deadline and await self.jobs.mark_slow_notified(job_id):
@@ -659,6 +666,8 @@ class JobEngine:
             job.id, status=status, next_poll_at=due, now=self.clock(), not_found=not_found
         ):
             self._schedule("poll", job.id, due)
+        else:  # no longer pending or running: nothing more to poll
+            self._polled.pop(job.id, None)
 
     async def _finish(
         self,
@@ -670,6 +679,7 @@ class JobEngine:
         result_urls: tuple[str, ...] = (),
         credits: float | None = None,
     ) -> None:
+        self._polled.pop(job.id, None)
         now = self.clock()
         if await self.jobs.finish(
             job.id,

@@ -581,6 +581,7 @@ async def test_the_engine_keeps_nothing_per_job_once_jobs_are_done(harness: Harn
         "woken": engine._woken,
         "download failures": engine._download_failures,
         "scheduled": engine._scheduled,
+        "poll views": engine._polled,
     }
     assert {name: len(v) for name, v in per_job.items() if v} == {}
     assert len(engine._queue) == 0
