@@ -32,6 +32,7 @@ FAST = EngineConfig(
     submit_retry_window=5.0,
     drain_timeout=1.0,
     api_rate_limit=100.0,
+    progress_timeout=1.0,  # scaled like the intervals (production: 5 s)
 )
 
 

@@ -108,6 +108,7 @@ class EngineConfig:
     instance_stale_after: float = 60.0
     callback_base_url: str | None = None
     drain_timeout: float = 10.0
+    progress_timeout: float = 5.0  # status edits are best effort: never hold up a job
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
 
     @classmethod
@@ -665,6 +666,8 @@ class JobEngine:
         if await self.jobs.record_poll(
             job.id, status=status, next_poll_at=due, now=self.clock(), not_found=not_found
         ):
+            if job.id in self._woken:  # a callback came in while this poll was out: go again
+                due = self.clock()
             self._schedule("poll", job.id, due)
         else:  # no longer pending or running: nothing more to poll
             self._polled.pop(job.id, None)
@@ -814,7 +817,10 @@ class JobEngine:
         if sink is None:
             return
         try:
-            await sink.progress(job, progress)
+            # Best effort: a status edit that discord.py keeps retrying (5xx, long 429) must not
+            # hold up the job's poll or a submit worker.
+            async with asyncio.timeout(self.config.progress_timeout):
+                await sink.progress(job, progress)
         except Exception:
             log.warning("job %s: progress update failed", job.id, exc_info=True)
 

@@ -122,7 +122,7 @@ class ResultButton(
 
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
         ctx = _context(interaction)
-        job = await ctx.service.get(self.job_id)
+        job = await _job_here(interaction, ctx, self.job_id)
         if self.action is Action.REROLL:
             await begin_job(interaction, ctx, ctx.service.reroll(job), parent_job_id=job.id)
         elif self.action is Action.UPSCALE:
@@ -181,7 +181,7 @@ class ImagePicker(
         if not values or not values[0].isdigit():
             raise InvalidInput("Pick one of the images in the menu.")
         ctx = _context(interaction)
-        job = await ctx.service.get(self.job_id)
+        job = await _job_here(interaction, ctx, self.job_id)
         if self.action is Action.VARY:
             await vary(interaction, ctx, job, int(values[0]))
         else:
@@ -209,7 +209,7 @@ class EditForm(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         # Re-read the job: the form may have been open for a while.
-        job = await self.ctx.service.get(self.job_id)
+        job = await _job_here(interaction, self.ctx, self.job_id)
         url = await result_image_url(interaction, job, self.image)
         request = self.ctx.service.edit(job, url, self.image, self.instruction.value)
         await begin_job(interaction, self.ctx, request, parent_job_id=job.id)
@@ -403,6 +403,19 @@ def _part_ids(job: Job) -> list[int]:
     if not isinstance(parts, dict):
         return []
     return [int(parts[k]) for k in sorted(parts, key=int)]
+
+
+async def _job_here(interaction: discord.Interaction[Any], ctx: JobContext, job_id: str) -> Job:
+    """The job a button or form names, only where it was made: a custom id is client data, and
+    a forged one must not reach (delete, read, re-run) another server's or DM's result."""
+    job = await ctx.service.get(job_id)
+    target = _discord_target(job)
+    elsewhere = job.guild_id != interaction.guild_id or (
+        job.guild_id is None and (target is None or target.channel_id != interaction.channel_id)
+    )
+    if elsewhere:
+        raise InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+    return job
 
 
 def _discord_target(job: Job) -> DiscordTarget | None:

@@ -159,11 +159,6 @@ async def test_status_edit_errors_leave_a_stale_status_but_the_result_arrives(
     assert str(status) in not_updated[0].getMessage()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: JobEngine awaits best-effort status edits inline; discord.py retries a 5xx "
-    "edit for ~25 s per route, and the job's polling waits for it",
-)
 async def test_a_status_edit_answering_500_does_not_hold_up_the_result(wan: WanWorld) -> None:
     wan.fake.fail("PATCH", WEBHOOK_EDIT, 500, times=None)
     wan.fake.fail("PATCH", CHANNEL_EDIT, 500, times=None)

@@ -205,12 +205,6 @@ def other_server(wan: WanWorld) -> tuple[FakeGuild, Any, FakeMember]:
     return guild, channel, mallory
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: result buttons do not check that the job belongs to the server the press "
-    "comes from; a moderator of another server deletes this server's result, Info shows its "
-    "prompt, Reroll re-runs it",
-)
 async def test_another_servers_job_cannot_be_reached_from_a_forged_button(
     wan: WanWorld, other_server: tuple[FakeGuild, Any, FakeMember]
 ) -> None:

@@ -413,11 +413,6 @@ async def test_a_flood_of_forged_callbacks_costs_nothing(world: World) -> None:
     assert world.h.crun.calls["info"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a wake-up that arrives while a poll of the same job is in flight is dropped "
-    "(the in-flight poll's _repoll supersedes it), so the job waits for the 30 s fallback poll",
-)
 async def test_a_callback_during_an_in_flight_poll_is_not_lost(world: World) -> None:
     """crun's read for a poll already on the wire may predate the move the callback reports, so
     a callback must be followed by a TaskInfo that *starts* after it (the race: the task
