@@ -235,9 +235,16 @@ async def test_concurrency_cap_holds_jobs_in_a_fair_queue(harness: Harness) -> N
     harness.crun.finish(first)
     await wait_until(lambda: len(harness.crun.tasks) == 3, what="the next task")
     third = list(harness.crun.tasks.values())[2]
-    created = [await harness.jobs.by_task_id(third.task_id)]
-    assert created[0] is not None
-    assert created[0].id == other.id
+    # crun has the task a moment before the bot has stored its id.
+    await wait_until(lambda: harness.crun.calls["create"] >= 3, what="the third create")
+    stored = None
+    for _ in range(200):
+        stored = await harness.jobs.by_task_id(third.task_id)
+        if stored is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert stored is not None
+    assert stored.id == other.id
     for task_id in list(harness.crun.tasks):
         if not harness.crun.tasks[task_id].terminal:
             harness.crun.finish(task_id)
