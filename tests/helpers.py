@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from bot.domain.models import Job
 from bot.jobs.delivery import DeliveryGone, Outcome, Progress
+from tests.fakes.crun_server import FakeCrun
 
 
 async def wait_until(
@@ -64,3 +65,16 @@ class RecordingSink:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         self.progress_log.append((job.id, progress))
+
+
+def uploaded(crun: FakeCrun, file_url: str) -> bytes:
+    """The bytes crun stored behind one of its file URLs (/files/<upload id><ext>)."""
+    upload_id = file_url.rsplit("/", 1)[1].split(".", 1)[0]
+    return crun.uploads[upload_id]
+
+
+def sent_input(crun: FakeCrun) -> dict[str, Any]:
+    """The input of the one CreateTask crun received."""
+    requests = crun.requests_for("create")
+    assert len(requests) == 1
+    return cast(dict[str, Any], requests[0]["input"])

@@ -4,7 +4,7 @@ the real discord.py against the fake Discord and the fake crun."""
 from __future__ import annotations
 
 import io
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from PIL import Image
@@ -13,7 +13,6 @@ from bot.app import WanBot
 from bot.ui import message_flow
 from bot.ui.target import DiscordTarget
 from tests.e2e.conftest import WanWorld
-from tests.fakes.crun_server import FakeCrun
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
     CB_MESSAGE,
@@ -21,6 +20,7 @@ from tests.fakes.discord_fake import (
     FakeMessage,
     InteractionHandle,
 )
+from tests.helpers import sent_input, uploaded
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,18 +38,6 @@ def gif(width: int, height: int) -> bytes:
     buf = io.BytesIO()
     Image.new("P", (width, height), 3).save(buf, format="GIF")
     return buf.getvalue()
-
-
-def uploaded(crun: FakeCrun, file_url: str) -> bytes:
-    """The bytes crun stored behind one of its file URLs (/files/<upload id><ext>)."""
-    upload_id = file_url.rsplit("/", 1)[1].split(".", 1)[0]
-    return crun.uploads[upload_id]
-
-
-def sent_input(crun: FakeCrun) -> dict[str, Any]:
-    requests = crun.requests_for("create")
-    assert len(requests) == 1
-    return cast(dict[str, Any], requests[0]["input"])
 
 
 def is_result(wan: WanWorld, message: FakeMessage) -> bool:

@@ -9,7 +9,7 @@ import io
 import re
 import struct
 import zlib
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -18,7 +18,6 @@ from bot.store.database import Database
 from bot.store.jobs import JobRepository
 from bot.store.quotas import QuotaRepository
 from tests.e2e.conftest import WanWorld
-from tests.fakes.crun_server import FakeCrun
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
     CB_MESSAGE,
@@ -26,6 +25,7 @@ from tests.fakes.discord_fake import (
     FakeMessage,
     InteractionHandle,
 )
+from tests.helpers import sent_input, uploaded
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -238,17 +238,6 @@ async def assert_nothing_spent(wan: WanWorld) -> None:
     assert wan.crun.calls["upload_put"] == 0
     assert not wan.crun.uploads
     assert await stored(wan) == (0, 0.0)
-
-
-def uploaded(crun: FakeCrun, file_url: str) -> bytes:
-    upload_id = file_url.rsplit("/", 1)[1].split(".", 1)[0]
-    return crun.uploads[upload_id]
-
-
-def sent_input(crun: FakeCrun) -> dict[str, Any]:
-    requests = crun.requests_for("create")
-    assert len(requests) == 1
-    return cast(dict[str, Any], requests[0]["input"])
 
 
 async def run_edit(wan: WanWorld, attachments: dict[str, Any], prompt: str = "make it nice") -> str:
