@@ -628,8 +628,24 @@ def check_input_image(data: bytes, *, name: str) -> ImageInfo:
         info = _info(im, header.format)
         with _pillow_errors(label, info.format):
             im.verify()  # cheap structural check (PNG chunk CRCs); does not decode pixels
+    if info.format in _VERIFY_IS_BLIND:
+        _check_scan(data, name, label)
     _check_dimensions(label, info.width, info.height)
     return info
+
+
+# verify() checks nothing for these, so a file cut short would be accepted and billed.
+_VERIFY_IS_BLIND: Final = frozenset({"JPEG", "BMP"})
+
+
+def _check_scan(data: bytes, name: str, label: str) -> None:
+    """Decode the pixels to prove the file is whole; a JPEG only at 1/8 scale, which is cheap."""
+    im, _ = _open(data, name)
+    with im:
+        if im.format == "JPEG":
+            # The decoder still walks every scan to the end at 1/8 scale, so truncation shows.
+            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+        _decoded(im, label, im.format or "image")
 
 
 def _check_dimensions(label: str, width: int, height: int) -> None:

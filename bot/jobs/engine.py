@@ -799,6 +799,11 @@ class JobEngine:
             if failures < self.config.download_max_attempts:
                 self._schedule("deliver", job.id, self.clock() + self._backoff(failures))
                 return None
+            self._download_failures.pop(job.id, None)
+            # The member never gets these images, so they are not charged for them; the operator
+            # absorbs what crun billed, as for any failed job.
+            if await self.jobs.refund_settled(job.id, reason="download", now=self.clock()):
+                log.warning("job %s: results could not be fetched; credits refunded", job.id)
             return Outcome(job=job, error_message=failure_message("download", job.id))
         self._download_failures.pop(job.id, None)
         return Outcome(job=job, images=tuple(images))

@@ -428,6 +428,26 @@ class JobRepository:
             finished_at=now,
         )
 
+    async def refund_settled(self, job_id: str, *, reason: str, now: float) -> bool:
+        """Give back a succeeded job's credits when its images can never be shown (the result
+        downloads were given up). Once only: a settled row becomes refunded, nothing else moves."""
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
+                " WHERE job_id = ? AND state = 'settled'",
+                (now, job_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            conn.execute(
+                "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                (job_id, now, "refunded", reason),
+            )
+            return True
+
+        return await self.db.run_transaction(write)
+
     # --- delivery -------------------------------------------------------------------------------
 
     async def begin_delivery(self, job_id: str, now: float) -> int:

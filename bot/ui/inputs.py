@@ -218,6 +218,8 @@ async def _verify_one(c: Candidate, fetcher: MediaFetcher, gate: asyncio.Semapho
         try:
             await check_input_image_async(fetched.data, name=c.label)
         except MediaError as exc:
+            # The member gets the friendly reason; the operator gets Pillow's.
+            log.info("input image refused: %s", exc.detail)
             return exc.user_message
     return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import re
 import struct
 import zlib
@@ -107,6 +108,11 @@ def truncated_png() -> bytes:
 def truncated_jpeg() -> bytes:
     """Header and frame intact, the scan cut in half: only a full decode notices."""
     data = noisy_jpeg()
+    return data[: len(data) // 2]
+
+
+def truncated_bmp() -> bytes:
+    data = encode(Image.effect_noise((320, 320), 60).convert("RGB"), "BMP")
     return data[: len(data) // 2]
 
 
@@ -270,24 +276,15 @@ REFUSED: list[Any] = [
     ("drawing.svg", SVG, None, "is not an image the bot can read"),
     ("drawing.png", SVG, "image/png", "is not an image the bot can read"),
     ("dance.gif", animated_gif(), None, "is a GIF"),
-    pytest.param(
-        "half.jpg",
-        truncated_jpeg(),
-        None,
-        "could not be read (it may be damaged)",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="bug: check_input_image never decodes a JPEG's scan (verify() is a no-op "
-            "for JPEG), so a truncated JPEG is accepted, uploaded, billed and sent to crun",
-        ),
-        id="truncated-jpeg",
-    ),
+    # Regression: verify() checks nothing for JPEG or BMP, so these were accepted and billed.
+    ("half.jpg", truncated_jpeg(), None, "could not be read (it may be damaged)"),
+    ("half.bmp", truncated_bmp(), None, "could not be read (it may be damaged)"),
 ]
 
 
 @pytest.mark.parametrize(
     ("name", "data", "content_type", "phrase"),
-    [c if hasattr(c, "marks") else pytest.param(*c, id=c[0]) for c in REFUSED],
+    [pytest.param(*c, id=c[0]) for c in REFUSED],
 )
 async def test_hostile_attachment_is_refused_privately_and_costs_nothing(
     wan: WanWorld, name: str, data: bytes, content_type: str | None, phrase: str
@@ -298,6 +295,17 @@ async def test_hostile_attachment_is_refused_privately_and_costs_nothing(
     assert name.replace("_", "\\_") in text  # names the file (markdown-escaped)
     assert phrase in text
     await assert_nothing_spent(wan)
+
+
+async def test_the_operator_log_gets_the_technical_reason(
+    wan: WanWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.ui.inputs")
+    text = await run_edit(wan, {"image": ("half.jpg", truncated_jpeg())})
+    assert "truncated" not in text  # the member gets the friendly version ...
+    refused = [r.getMessage() for r in caplog.records if "input image refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert "half.jpg" in refused[0] and "image file is truncated" in refused[0]  # ... not this
 
 
 async def test_hostile_file_name_is_shown_inert(wan: WanWorld) -> None:

@@ -361,3 +361,31 @@ async def test_poll_errors_leave_the_job_unchanged_and_the_next_poll_retries(
     assert harness.crun.calls["create"] == 1
     assert list(harness.sink.delivered) == [job_id]
     assert not engine_lines(caplog, job_id, "rejected the API key")
+
+
+# --- result downloads ---------------------------------------------------------------------------
+
+
+async def test_unreadable_results_are_reported_and_refunded_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: the job stayed settled, so the member paid for images they never got.
+    caplog.set_level(logging.INFO)
+    harness.crun.image_bytes = b"<html>502 Bad Gateway</html>"  # every result URL serves this
+    harness.sink.fail_next = 1  # the first failure message is lost: delivery runs _outcome again
+    engine = await harness.engine(quota=ROOMY, download_max_attempts=2)
+    job_id = await submit(engine)
+    done = await engine.wait_finished(job_id, timeout=10)
+
+    assert done.status is JobStatus.SUCCEEDED  # crun did make the images
+    assert done.delivery_state is DeliveryState.DONE
+    outcome = harness.sink.delivered[job_id]
+    assert outcome.images == ()
+    assert outcome.error_message is not None
+    assert "could not be downloaded" in outcome.error_message
+    assert harness.sink.attempts == [job_id, job_id]
+    await assert_refunded(harness, job_id)
+    events = await harness.jobs.events(job_id)
+    assert [(e, d) for _, e, d in events if e == "refunded"] == [("refunded", "download")]
+    assert len(engine_lines(caplog, job_id, "credits refunded")) == 1
+    assert not engine._download_failures

@@ -554,6 +554,35 @@ def test_input_truncated_png_rejected() -> None:
     assert "damaged" in info.value.user_message
 
 
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("BMP", {}),
+        ("PNG", {}),
+        ("WEBP", {"quality": 80}),
+        ("WEBP", {"lossless": True}),
+    ],
+)
+@pytest.mark.parametrize("kept", [0.5, 0.95])
+def test_input_cut_short_is_rejected_in_every_format(
+    fmt: str, options: dict[str, object], kept: float
+) -> None:
+    # Regression: verify() checks nothing for JPEG or BMP, so these were accepted.
+    data = encode(noise(300, 300), fmt, **options)
+    assert check_input_image(data, name="whole").format == fmt
+    with pytest.raises(MediaError) as info:
+        check_input_image(data[: int(len(data) * kept)], name="cut")
+    assert "damaged" in info.value.user_message
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGB"])
+def test_input_whole_jpeg_in_any_mode_passes_the_scan_check(mode: str) -> None:
+    data = encode(noise(300, 300).convert(mode), "JPEG", progressive=True)
+    assert check_input_image(data, name="ok.jpg").format == "JPEG"
+
+
 def test_input_byte_limit_both_sides() -> None:
     data = encode(noise(300, 300), "PNG")
     padded = data + b"\0" * (media.INPUT_MAX_BYTES - len(data))  # trailing bytes after IEND
