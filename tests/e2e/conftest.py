@@ -61,7 +61,12 @@ from bot.app import WanBot  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from tests.conftest import FAST  # noqa: E402
 from tests.fakes.crun_server import FakeCrun  # noqa: E402
-from tests.fakes.discord_fake import FakeChannel, FakeGuild, FakeMember  # noqa: E402
+from tests.fakes.discord_fake import (  # noqa: E402
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    InteractionHandle,
+)
 
 
 @dataclasses.dataclass
@@ -93,6 +98,31 @@ class WanWorld:
     def bot(self, **overrides: Any) -> WanBot:
         config = dataclasses.replace(FAST, **overrides.pop("engine", {}))
         return WanBot(self.settings(**overrides), engine_config=config)
+
+    async def edit(
+        self, attachments: dict[str, Any], prompt: str = "make it nice", **options: Any
+    ) -> InteractionHandle:
+        """Alice runs /edit in the art channel with these attachments."""
+        return await self.fake.slash(
+            self.alice,
+            self.guild,
+            self.channel,
+            "edit",
+            {"prompt": prompt, **options},
+            attachments=attachments,
+        )
+
+    async def settle(self) -> None:
+        """wait_bot_idle, plus discord.py's DynamicItem tasks (named discord-ui-dynamic-item-*)."""
+        await self.fake.wait_bot_idle()
+
+        def idle() -> bool:
+            return not any(
+                t.get_name().startswith("discord-ui-dynamic-item") and not t.done()
+                for t in asyncio.all_tasks()
+            )
+
+        await self.fake.wait_for(idle, 5, "DynamicItem callbacks to finish")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -47,21 +46,8 @@ async def imagine(wan: WanWorld, user: FakeMember, prompt: str, **options: Any) 
     before = result_ids(wan)
     await wan.fake.slash(user, wan.guild, wan.channel, "imagine", {"prompt": prompt, **options})
     result = await next_result(wan, before)
-    await settle(wan)
+    await wan.settle()
     return result
-
-
-async def settle(wan: WanWorld) -> None:
-    """wait_bot_idle, plus discord.py's DynamicItem tasks (named discord-ui-dynamic-item-*)."""
-    await wan.fake.wait_bot_idle()
-
-    def idle() -> bool:
-        return not any(
-            t.get_name().startswith("discord-ui-dynamic-item") and not t.done()
-            for t in asyncio.all_tasks()
-        )
-
-    await wan.fake.wait_for(idle, 5, "DynamicItem callbacks to finish")
 
 
 def button(message: FakeMessage, action: str, image: int | None = None) -> str:
@@ -98,7 +84,7 @@ def uploaded_bytes(wan: WanWorld, file_url: str) -> bytes:
 async def click(
     wan: WanWorld, user: FakeMember, message: FakeMessage, custom_id: str, **kw: Any
 ) -> InteractionHandle:
-    await settle(wan)
+    await wan.settle()
     return await wan.fake.click(user, message, custom_id, **kw)
 
 
@@ -162,7 +148,7 @@ async def test_reroll_is_the_same_request_with_a_new_seed_charged_to_the_presser
         handle = await click(wan, wan.bob, first, button(first, "rr"))
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
         second = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
 
         original, reroll = creates(wan)
         assert reroll["prompt"] == original["prompt"] == "a red fox in snow"
@@ -181,7 +167,7 @@ async def test_upscale_rerenders_at_4k_with_the_same_prompt_and_seed(wan: WanWor
         before = result_ids(wan)
         await click(wan, wan.alice, first, button(first, "up"))
         upscaled = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
     original, up = creates(wan)
     assert original["resolution"] == "1K"
     assert up["resolution"] == "4K"
@@ -202,7 +188,7 @@ async def test_vary_uses_the_result_image_as_reference_with_a_new_seed(wan: WanW
         handle = await click(wan, wan.bob, first, button(first, "va"))
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
         varied = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
     _, vary = creates(wan)
     assert vary["prompt"] == "a paper boat"
     assert vary["seed"] != 5
@@ -226,7 +212,7 @@ async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
         before = result_ids(wan)
         await click(wan, wan.bob, first, button(first, "va", 2))
         await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         vary = creates(wan)[1]
         assert uploaded_bytes(wan, vary["img_urls"][0]) == first.attachments[1].data
 
@@ -239,7 +225,7 @@ async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
             wan.bob, opener.modal["custom_id"], {"instruction": "give them hats"}
         )
         await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         edit = creates(wan)[2]
         assert edit["prompt"] == "give them hats"
         assert uploaded_bytes(wan, edit["img_urls"][0]) == first.attachments[3].data
@@ -261,7 +247,7 @@ async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld)
         )
         assert (await submitted.wait_response()).type == CB_DEFERRED_MESSAGE
         edited = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
 
         _, edit = creates(wan)
         assert edit["prompt"] == "make it winter at night"
@@ -279,7 +265,7 @@ async def test_upscale_is_absent_on_edits_and_refused_if_pressed_anyway(wan: Wan
         before = result_ids(wan)
         await click(wan, wan.alice, first, button(first, "va"))
         edit_result = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         assert not [c for c in edit_result.custom_ids() if c.split(":")[2] == "up"]
 
         # A stale or crafted Upscale button on an edit result: the server side says no.
@@ -293,7 +279,7 @@ async def test_upscale_is_absent_on_edits_and_refused_if_pressed_anyway(wan: Wan
         ]
         handle = await click(wan, wan.bob, edit_result, forged)
         text = await ephemeral_text(handle)
-        await settle(wan)
+        await wan.settle()
     assert "only for /imagine" in text
     assert wan.crun.calls["create"] == 2
 
@@ -308,7 +294,7 @@ async def test_info_is_ephemeral_and_shows_the_full_prompt(wan: WanWorld) -> Non
         assert prompt not in first.embeds[0]["description"]  # the result embed clips it
         handle = await click(wan, wan.bob, first, button(first, "in"))
         assert (await handle.wait_response()).type == CB_MESSAGE
-        await settle(wan)
+        await wan.settle()
     assert handle.ephemeral
     assert handle.original is not None
     embed = handle.original.embeds[0]
@@ -324,7 +310,7 @@ async def test_delete_by_a_stranger_is_refused_and_by_a_moderator_works(wan: Wan
         first = await imagine(wan, wan.alice, "a secret")
         refused = await click(wan, wan.bob, first, button(first, "rm"))
         text = await ephemeral_text(refused)
-        await settle(wan)
+        await wan.settle()
         assert "Only" in text
         assert f"<@{wan.alice.id}>" in text
         assert not first.deleted
@@ -333,7 +319,7 @@ async def test_delete_by_a_stranger_is_refused_and_by_a_moderator_works(wan: Wan
         removed = await click(wan, wan.mod, first, button(first, "rm"))
         assert (await removed.wait_response()).type == CB_DEFERRED_UPDATE
         await wan.fake.wait_for(lambda: first.deleted, 5, "the result to be deleted")
-        await settle(wan)
+        await wan.settle()
     assert not removed.followups  # no error was reported
 
 
@@ -349,7 +335,7 @@ async def test_delete_by_the_requester_removes_the_result_and_its_status_message
         status = wan.fake.get_message(wan.channel.id, target.status_message_id)
         await click(wan, wan.alice, first, button(first, "rm"))
         await wan.fake.wait_for(lambda: first.deleted and status.deleted, 5, "both deleted")
-        await settle(wan)
+        await wan.settle()
 
 
 # --- image sets split over two messages ------------------------------------------------------
@@ -394,7 +380,7 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
         assert opener.modal is not None
         await wan.fake.submit_modal(wan.bob, opener.modal["custom_id"], {"instruction": "in blue"})
         await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         edit = creates(wan)[1]
         assert uploaded_bytes(wan, edit["img_urls"][0]) == first_part.attachments[2].data
 
@@ -402,7 +388,7 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
         before = result_ids(wan)
         await click(wan, wan.bob, last, vary_menu["custom_id"], values=["9"])
         await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         vary = creates(wan)[2]
         assert vary["prompt"] == "a comic about a cat"
         assert uploaded_bytes(wan, vary["img_urls"][0]) == last.attachments[2].data
@@ -411,14 +397,14 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
         await wan.fake.delete_message(first_part)
         handle = await click(wan, wan.bob, last, vary_menu["custom_id"], values=["2"])
         text = await ephemeral_text(handle)
-        await settle(wan)
+        await wan.settle()
         assert "deleted" in text
         assert wan.crun.calls["create"] == 3
 
         # Delete removes every part that is left.
         await click(wan, wan.alice, last, button(last, "rm"))
         await wan.fake.wait_for(lambda: last.deleted, 5, "the last part to be deleted")
-        await settle(wan)
+        await wan.settle()
 
 
 # --- restart ------------------------------------------------------------------------------------
@@ -436,25 +422,25 @@ async def test_buttons_keep_working_after_a_restart(wan: WanWorld) -> None:
         before = result_ids(wan)
         await click(wan, wan.bob, first, button(first, "rr"))
         rerolled = await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
         assert (await job(bot, job_id_of(rerolled))).parent_job_id == job_id_of(first)
 
         before = result_ids(wan)
         await click(wan, wan.bob, first, button(first, "va", 2))
         await next_result(wan, before)
-        await settle(wan)
+        await wan.settle()
 
         info = await click(wan, wan.bob, first, button(first, "in"))
         await info.wait_response()
-        await settle(wan)
+        await wan.settle()
         assert info.ephemeral
 
         refused = await click(wan, wan.bob, first, button(first, "rm"))
         assert "Only" in await ephemeral_text(refused)
-        await settle(wan)
+        await wan.settle()
         await click(wan, wan.alice, first, button(first, "rm"))
         await wan.fake.wait_for(lambda: first.deleted, 5, "the result to be deleted")
-        await settle(wan)
+        await wan.settle()
 
     _, reroll, vary = creates(wan)
     assert reroll["prompt"] == "a sleepy dragon"

@@ -79,13 +79,10 @@ def bot_replies_to(wan: WanWorld, message: FakeMessage) -> list[FakeMessage]:
 async def test_edit_uploads_both_images_in_option_order(wan: WanWorld) -> None:
     first, second = png(300, 260, (255, 0, 0)), png(320, 240, (0, 0, 255))
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "put the blue of image 2 into image 1", "count": 2},
-            attachments={"image": ("first.png", first), "image2": ("second.png", second)},
+        handle = await wan.edit(
+            {"image": ("first.png", first), "image2": ("second.png", second)},
+            "put the blue of image 2 into image 1",
+            count=2,
         )
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
         result = await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
@@ -101,14 +98,7 @@ async def test_edit_uploads_both_images_in_option_order(wan: WanWorld) -> None:
 
 async def test_edit_4k_is_explained_and_nothing_is_downloaded(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "sharper", "resolution": "4K"},
-            attachments={"image": ("cat.png", png(400, 400))},
-        )
+        handle = await wan.edit({"image": ("cat.png", png(400, 400))}, "sharper", resolution="4K")
         text = await ephemeral_text(handle)
     assert "4K" in text
     assert "1K or 2K" in text
@@ -130,14 +120,7 @@ async def test_bad_attachment_refused_before_download(
     wan: WanWorld, name: str, data: bytes, reason: str
 ) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "make it nice"},
-            attachments={"image": (name, data)},
-        )
+        handle = await wan.edit({"image": (name, data)})
         text = await ephemeral_text(handle)
     assert name in text
     assert reason in text
@@ -157,14 +140,7 @@ async def test_bad_content_refused_privately_after_download(
     wan: WanWorld, name: str, data: bytes, reason: str
 ) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "make it nice"},
-            attachments={"image": (name, data)},
-        )
+        handle = await wan.edit({"image": (name, data)})
         followup = await handle.wait_followup()
     assert followup.ephemeral
     assert name in followup.content
@@ -177,17 +153,13 @@ async def test_bad_content_refused_privately_after_download(
 
 async def test_every_bad_file_is_named_in_one_answer(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "combine"},
-            attachments={
+        handle = await wan.edit(
+            {
                 "image": ("good.png", png(300, 300)),
                 "image2": ("small_one.png", png(100, 300)),
                 "image3": ("long.png", png(4000, 300)),
             },
+            "combine",
         )
         text = await ephemeral_text(handle)
     assert "good.png" not in text

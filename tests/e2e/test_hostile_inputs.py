@@ -249,9 +249,7 @@ async def assert_nothing_spent(wan: WanWorld) -> None:
 async def run_edit(wan: WanWorld, attachments: dict[str, Any], prompt: str = "make it nice") -> str:
     """/edit with these attachments; returns the private refusal."""
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "edit", {"prompt": prompt}, attachments=attachments
-        )
+        handle = await wan.edit(attachments, prompt)
         return await refusal(wan, handle)
 
 
@@ -313,14 +311,7 @@ async def test_hostile_file_name_is_shown_inert(wan: WanWorld) -> None:
     [role_id] = wan.mod.roles
     name = f"@everyone <@&{role_id}> <@{wan.bob.id}> ||**`{'x' * 150}`**||.png"
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "hi"},
-            attachments={"image": (name, ZIP)},
-        )
+        handle = await wan.edit({"image": (name, ZIP)}, "hi")
         text = await refusal(wan, handle)
     assert_friendly(text)
     assert "is not an image the bot can read" in text
@@ -375,9 +366,7 @@ async def test_more_than_nine_attachments_cannot_be_sent(wan: WanWorld) -> None:
         options = wan.fake.find_command("edit")["options"]
         assert sum(1 for o in options if o["type"] == 11) == 9
         with pytest.raises(ValueError, match="image10"):
-            await wan.fake.slash(
-                wan.alice, wan.guild, wan.channel, "edit", {"prompt": "ten"}, attachments=files
-            )
+            await wan.edit(files, "ten")
     assert not wan.fake.attachment_downloads
     await assert_nothing_spent(wan)
 
@@ -400,14 +389,7 @@ async def test_odd_but_valid_image_reaches_crun_as_a_valid_opaque_image(
     wan: WanWorld, name: str, data: bytes, expect: str
 ) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "edit",
-            {"prompt": "make it nice"},
-            attachments={"image": (name, data)},
-        )
+        handle = await wan.edit({"image": (name, data)})
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
         await wan.fake.wait_message(
             wan.channel, lambda m: is_bot(wan, m) and bool(m.attachments), timeout=15

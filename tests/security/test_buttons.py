@@ -12,7 +12,6 @@ images, and another server's job.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -32,18 +31,6 @@ from tests.fakes.discord_fake import (
 pytestmark = pytest.mark.timeout(90)
 
 
-async def settle(wan: WanWorld) -> None:
-    await wan.fake.wait_bot_idle()
-
-    def idle() -> bool:
-        return not any(
-            t.get_name().startswith("discord-ui-dynamic-item") and not t.done()
-            for t in asyncio.all_tasks()
-        )
-
-    await wan.fake.wait_for(idle, 5, "DynamicItem callbacks to finish")
-
-
 async def imagine(
     wan: WanWorld, who: FakeMember, guild: FakeGuild, channel: Any, prompt: str
 ) -> FakeMessage:
@@ -54,7 +41,7 @@ async def imagine(
         lambda m: bool(m.attachments) and bool(m.components) and m.id not in before,
         timeout=15,
     )
-    await settle(wan)
+    await wan.settle()
     return msg
 
 
@@ -91,7 +78,7 @@ async def press(
     handle = await wan.fake.click(who, message, custom_id, values=values)
     if expect_answer:
         await handle.wait_response()
-    await settle(wan)
+    await wan.settle()
     return handle
 
 
@@ -183,7 +170,7 @@ async def test_a_strangers_delete_changes_nothing(wan: WanWorld) -> None:
         mark = len(wan.fake.requests)
         handle = await wan.fake.click(wan.bob, result, f"wan:1:rm:{job_id_of(result)}")
         await handle.wait_response()
-        await settle(wan)
+        await wan.settle()
         text = answer(handle)
         assert text is not None and "Only" in text
         deletes = [r for r in wan.fake.requests[mark:] if r.method == "DELETE"]
@@ -221,7 +208,7 @@ async def test_another_servers_job_cannot_be_reached_from_a_forged_button(
             texts[action] = answer(handle)
             shown += [str(m.embeds) for m in (handle.original, *handle.followups) if m]
         leaked = [t for t in shown if "alice's private sketch" in t]
-        await settle(wan)
+        await wan.settle()
     problems = []
     if victim.deleted:
         problems.append("another server's moderator deleted this server's result")
