@@ -28,6 +28,11 @@ from bot.store.quotas import Charge
 Estimator = Callable[[GenerationRequest], Awaitable[float | None]]
 
 
+def no_such_job(job_id: str) -> InvalidInput:
+    """One answer for an unknown id and for a job the asker may not see: existence stays hidden."""
+    return InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+
+
 class GenerationService:
     def __init__(
         self,
@@ -82,7 +87,7 @@ class GenerationService:
     async def get(self, job_id: str) -> Job:
         job = await self.jobs.get(job_id.strip().lower())
         if job is None:
-            raise InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+            raise no_such_job(job_id)
         return job
 
     # --- follow-ups from a result's buttons ------------------------------------------------------

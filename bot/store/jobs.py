@@ -48,6 +48,26 @@ def _url_list(text: str) -> tuple[str, ...]:
     return () if text == "[]" else tuple(json.loads(text))
 
 
+def _record_event(
+    conn: sqlite3.Connection, job_id: str, now: float, event: str, detail: str | None
+) -> None:
+    """The job's history, written inside the transaction that made the change."""
+    conn.execute(
+        "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
+        (job_id, now, event, detail),
+    )
+
+
+def _refund(conn: sqlite3.Connection, job_id: str, now: float, *, was: str) -> bool:
+    """Give a job's credits back if its ledger row is in state ``was``; False if it was not."""
+    cur = conn.execute(
+        "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
+        " WHERE job_id = ? AND state = ?",
+        (now, job_id, was),
+    )
+    return cur.rowcount == 1
+
+
 def _row_to_job(row: aiosqlite.Row) -> Job:
     return Job(
         id=row["id"],
@@ -139,9 +159,7 @@ class JobRepository:
                     owner,
                 ),
             )
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, event) VALUES (?, ?, 'created')", (jid, now)
-            )
+            _record_event(conn, jid, now, "created", None)
 
         await self.db.run_transaction(insert)
         # Built from what was just inserted: re-reading would cost another round trip.
@@ -249,10 +267,7 @@ class JobRepository:
             )
             if cur.rowcount != 1:
                 return False
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                (job_id, now, event, detail),
-            )
+            _record_event(conn, job_id, now, event, detail)
             if also is not None:
                 also(conn)
             return True
@@ -406,11 +421,7 @@ class JobRepository:
                     (credits, now, job_id),
                 )
             else:
-                conn.execute(
-                    "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
-                    " WHERE job_id = ? AND state = 'reserved'",
-                    (now, job_id),
-                )
+                _refund(conn, job_id, now, was="reserved")
 
         return await self._transition(
             job_id,
@@ -433,17 +444,9 @@ class JobRepository:
         downloads were given up). Once only: a settled row becomes refunded, nothing else moves."""
 
         def write(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
-                " WHERE job_id = ? AND state = 'settled'",
-                (now, job_id),
-            )
-            if cur.rowcount != 1:
+            if not _refund(conn, job_id, now, was="settled"):
                 return False
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                (job_id, now, "refunded", reason),
-            )
+            _record_event(conn, job_id, now, "refunded", reason)
             return True
 
         return await self.db.run_transaction(write)
@@ -465,10 +468,7 @@ class JobRepository:
                 "SELECT delivery_attempts FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
             attempts = int(row[0]) if row else 0
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                (job_id, now, "delivery-started", str(attempts)),
-            )
+            _record_event(conn, job_id, now, "delivery-started", str(attempts))
             return attempts
 
         return await self.db.run_transaction(write)
@@ -487,10 +487,7 @@ class JobRepository:
             )
             if cur.rowcount != 1:
                 return False
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                (job_id, now, f"delivery-{state.value}", None),
-            )
+            _record_event(conn, job_id, now, f"delivery-{state.value}", None)
             return True
 
         return await self.db.run_transaction(write)

@@ -25,6 +25,7 @@ from discord.ext import commands
 from bot.domain.models import Job, Mode, Resolution
 from bot.domain.validation import MAX_PROMPT_CHARS
 from bot.errors import InvalidInput, UserFacingError
+from bot.generation import no_such_job
 from bot.ui import embeds
 from bot.ui.errors import handle_error
 from bot.ui.flow import JobContext, begin_job
@@ -414,7 +415,7 @@ async def _job_here(interaction: discord.Interaction[Any], ctx: JobContext, job_
         job.guild_id is None and (target is None or target.channel_id != interaction.channel_id)
     )
     if elsewhere:
-        raise InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+        raise no_such_job(job_id)
     return job
 
 
