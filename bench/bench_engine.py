@@ -134,12 +134,17 @@ class TimedClient(WanClient):
         self.lateness: list[float] = []
         self.sent_at: dict[str, float] = {}  # task id -> loop time of its last TaskInfo
 
-    async def task_info(self, task_id: str) -> TaskInfo:
-        self.sent_at[task_id] = asyncio.get_running_loop().time()
+    async def task_info(self, task_id: str, *, urgent: bool = False) -> TaskInfo:
         due = _due.get()
         if due is not None:
             self.lateness.append(time.time() - due)
-        return await super().task_info(task_id)
+        return await super().task_info(task_id, urgent=urgent)
+
+    async def _send(self, endpoint: str, *args: Any, **kw: Any) -> Any:
+        # Stamped here, past the rate limiter: "TaskInfo sent" is when it left, not when asked.
+        if endpoint == "info":
+            self.sent_at[kw["params"]["task_id"]] = asyncio.get_running_loop().time()
+        return await super()._send(endpoint, *args, **kw)
 
 
 @contextlib.asynccontextmanager
@@ -148,7 +153,7 @@ async def engine_setup(
 ) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         db = await Database.open(Path(tmp) / "bench.sqlite3")
-        client = TimedClient(api_key, base_url=base_url)
+        client = TimedClient(api_key, base_url=base_url, limiter=config.crun_limiter())
         fetcher = MediaFetcher(max_bytes=64 * 1024 * 1024, allow_http=True, timeout=30.0)
         engine = TimedEngine(
             jobs=JobRepository(db),

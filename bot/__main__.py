@@ -233,7 +233,11 @@ async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
             for path in receipt["files"]:
                 print(path)
             return EXIT_OK
-        print(f"wanbot: {receipt.get('error') or finished.error_message}", file=sys.stderr)
+        reason = receipt.get("error") or finished.error_message
+        if reason is None:  # made, but never written: say where it failed, not "None"
+            why = receipt.get("gone") or "see the messages above"
+            reason = f"the images were made but could not be saved ({why}); job {job.id}"
+        print(f"wanbot: {reason}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         await runtime.close()

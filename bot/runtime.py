@@ -79,6 +79,7 @@ class Runtime:
                 connect_timeout=s.wan_connect_timeout,
                 get_retries=s.wan_get_retries,
                 on_call=self._on_api_call,
+                limiter=self._engine_config.crun_limiter(),
             )
             self._stack.push_async_callback(self.client.close)
             self.health = HealthChecker(

@@ -50,6 +50,7 @@ class Harness:
         self.crun = crun
         self.sink = RecordingSink()
         self.engines: list[JobEngine] = []
+        self.clients: list[WanClient] = []
         self.db: Database
         self.jobs: JobRepository
         self.client: WanClient
@@ -58,16 +59,23 @@ class Harness:
     async def open(self) -> Harness:
         self.db = await Database.open(self.tmp_path / "wanbot.sqlite3")
         self.jobs = JobRepository(self.db)
-        self.client = WanClient(
+        self.client = self.new_client(FAST)
+        self.fetcher = MediaFetcher(max_bytes=64 * 1024 * 1024, allow_http=True, timeout=5.0)
+        return self
+
+    def new_client(self, config: EngineConfig) -> WanClient:
+        """A crun client spending the rate budget ``config`` sets, as the runtime builds it."""
+        client = WanClient(
             self.crun.api_key,
             base_url=self.crun.base_url,
             request_timeout=2.0,
             connect_timeout=1.0,
             backoff_base=0.01,
             backoff_cap=0.02,
+            limiter=config.crun_limiter(),
         )
-        self.fetcher = MediaFetcher(max_bytes=64 * 1024 * 1024, allow_http=True, timeout=5.0)
-        return self
+        self.clients.append(client)
+        return client
 
     async def engine(
         self,
@@ -77,13 +85,18 @@ class Harness:
         client: WanClient | None = None,
         **config: Any,
     ) -> JobEngine:
+        """An engine; one that sets its own rate limit (or callbacks) gets its own client."""
+        cfg = dataclasses.replace(FAST, **config)
+        if client is None:
+            same_budget = cfg.api_rate_limit == FAST.api_rate_limit and not cfg.callback_base_url
+            client = self.client if same_budget else self.new_client(cfg)
         engine = JobEngine(
             jobs=self.jobs,
-            client=client or self.client,
+            client=client,
             contract=Contract(),
             fetcher=self.fetcher,
             sinks=sinks or {"test": self.sink, "files": FileSink()},
-            config=dataclasses.replace(FAST, **config),
+            config=cfg,
         )
         self.engines.append(engine)
         if start:
@@ -95,7 +108,8 @@ class Harness:
             if engine.started:
                 await engine.stop()
         await self.fetcher.close()
-        await self.client.close()
+        for client in self.clients:
+            await client.close()
         await self.db.close()
 
 

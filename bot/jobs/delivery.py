@@ -19,6 +19,11 @@ from bot.domain.models import Job, ResultImage
 log = logging.getLogger(__name__)
 
 
+# A receipt with this key says the member was told their result could not be posted at all (for
+# example it does not fit the channel): nothing reached them, so the engine refunds the credits.
+UNDELIVERED = "undelivered"
+
+
 class DeliveryGone(Exception):
     """The target no longer exists (deleted channel, revoked access): retrying cannot help."""
 
@@ -45,6 +50,11 @@ class Outcome:
     images: tuple[ResultImage, ...] = ()
     error_message: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A success with nothing to post would be "delivered" without a result.
+        if self.error_message is None and not self.images:
+            raise ValueError(f"job {self.job.id}: a successful outcome needs images")
 
     @property
     def ok(self) -> bool:
@@ -82,7 +92,11 @@ class FileSink:
         out_dir = Path(outcome.job.target.data["dir"])
         if not outcome.ok:
             return {"error": outcome.error_message}
-        paths = await asyncio.to_thread(_write_files, out_dir, outcome)
+        try:
+            paths = await asyncio.to_thread(_write_files, out_dir, outcome)
+        except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+            # Retrying cannot make a file into a folder or grant a permission: say so at once.
+            raise DeliveryGone(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
         return {"files": [str(p) for p in paths]}
 
     async def progress(self, job: Job, progress: Progress) -> None:

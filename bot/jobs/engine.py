@@ -59,10 +59,16 @@ from bot.errors import (
 )
 from bot.jobs.background import TaskGroup
 from bot.jobs.credits import CreditMonitor
-from bot.jobs.delivery import DeliveryGone, DeliverySink, Outcome, Progress, ProgressKind
+from bot.jobs.delivery import (
+    UNDELIVERED,
+    DeliveryGone,
+    DeliverySink,
+    Outcome,
+    Progress,
+    ProgressKind,
+)
 from bot.jobs.fairqueue import FairQueue
 from bot.jobs.messages import failure_message, user_message_for_api_error
-from bot.jobs.ratelimit import RateLimiter
 from bot.media import (
     MediaFetcher,
     check_input_image_async,
@@ -76,7 +82,8 @@ from bot.store.jobs import JobRepository, PollView
 from bot.store.quotas import Charge
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
-from bot.wan.types import TaskStatus
+from bot.wan.ratelimit import RateLimiter
+from bot.wan.types import TaskInfo, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +132,12 @@ class EngineConfig:
             quota=s.quota_policy(),
         )
 
+    def crun_limiter(self) -> RateLimiter:
+        """The budget the crun client spends. With callbacks on, one request per second stays
+        free for woken polls: a member is waiting on those, while submits and routine polls can
+        wait a moment."""
+        return RateLimiter(self.api_rate_limit, reserve=1 if self.callback_base_url else 0)
+
 
 class JobEngine:
     def __init__(
@@ -170,7 +183,6 @@ class JobEngine:
         self._loops = TaskGroup("engine-loop")
         self._work = TaskGroup("engine-work")
         self._poll_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
-        self._limiter: RateLimiter | None = None
         self._accepting = False
         self._closing = False  # stop() began: refuse new work with a friendly message
         self.started = False
@@ -184,11 +196,6 @@ class JobEngine:
 
         Returns the number of jobs resumed.
         """
-        # With callbacks on, keep one request per second free for woken polls: a member is
-        # waiting on those, while submits and routine polls can wait a moment.
-        self._limiter = RateLimiter(
-            self.config.api_rate_limit, reserve=1 if self.config.callback_base_url else 0
-        )
         self._closing = False
         now = self.clock()
         await self.jobs.register_instance(self.instance_id, now)
@@ -461,8 +468,6 @@ class JobEngine:
         try:
             image_urls = await self._upload_inputs(job)
             payload = self.contract.build_input(job.request, image_urls)
-            assert self._limiter is not None
-            await self._limiter.acquire()
             callback_url = await self._callback_url(job)
             if not await self.jobs.mark_create_sent(job_id, payload, self.clock()):
                 await self._release(job_id)
@@ -481,7 +486,6 @@ class JobEngine:
             else:
                 await self._fail(job_id, "internal", failure_message("internal", job_id))
         else:
-            self._limiter.reward()
             now = self.clock()
             fresh = await self.jobs.mark_submitted(job_id, task_id, now, now + self._interval(0.0))
             log.info("job %s submitted as task %s", job_id, task_id)
@@ -497,8 +501,6 @@ class JobEngine:
         if not sent and not refused and exc.status == 0:
             refused = True  # timeouts before CreateTask (uploads) created nothing either
         if refused:
-            if isinstance(exc, RateLimited) and self._limiter is not None:
-                self._limiter.penalize(exc.retry_after)
             age = self.clock() - job.created_at
             if age < self.config.submit_retry_window:
                 attempt = await self._attempt_number(job_id)
@@ -551,8 +553,6 @@ class JobEngine:
                     data = (await self.fetcher.fetch(ref.location)).data
                 await check_input_image_async(data, name=ref.label())
                 prepared = await prepare_for_upload_async(data, name=ref.label())
-                assert self._limiter is not None
-                await self._limiter.acquire()
                 urls.append(
                     await self.client.upload(
                         prepared.data, content_type=prepared.content_type, ext=prepared.ext
@@ -592,41 +592,18 @@ class JobEngine:
                 self._polled.pop(job_id, None)
                 return
             self._polled[job_id] = job
-            assert self._limiter is not None
-            await self._limiter.acquire(urgent=urgent)
-            now = self.clock()
-            age = now - (job.submitted_at or now)
+            info: TaskInfo | None = None
+            error: Exception | None = None
             try:
-                info = await self.client.task_info(job.task_id)
-            except RateLimited as exc:
-                self._limiter.penalize(exc.retry_after)
-                delay = max(exc.retry_after or 0.0, self._interval(age))
-                await self._repoll(job, job.status, now + delay)
-                return
-            except NotFound:
-                count = await self.jobs.not_found_count(job_id) + 1
-                if count >= self.config.not_found_limit:
-                    log.error("job %s: task %s unknown to crun; giving up", job_id, job.task_id)
-                    await self._fail(job_id, "lost", failure_message("lost", job_id))
-                    return
-                await self._repoll(job, job.status, now + self._backoff(count), not_found=True)
-                return
-            except AuthError:
-                log.error(
-                    "job %s: crun rejected the API key while polling; will keep trying", job_id
-                )
-                await self._repoll(job, job.status, now + 4 * self.config.poll_interval_max)
-                return
-            except WanApiError as exc:
-                log.warning("job %s: poll failed (%s); will retry", job_id, exc)
-                await self._repoll(job, job.status, now + self._interval(age))
-                return
-            except Exception:
-                # A bug must not strand the job: log it and keep tracking.
-                log.exception("job %s: unexpected error while polling; will retry", job_id)
-                await self._repoll(job, job.status, now + self.config.poll_interval_max)
-                return
-            self._limiter.reward()
+                info = await self.client.task_info(job.task_id, urgent=urgent)
+            except Exception as exc:  # sorted out below, after the clock is read
+                error = exc
+        # Read after the call: a wait for the rate limiter must not make the next poll early.
+        now = self.clock()
+        age = now - (job.submitted_at or now)
+        if info is None:
+            await self._poll_failed(job, error, now, age)
+            return
 
         if info.status is TaskStatus.SUCCESS:
             if not info.media_urls:
@@ -659,6 +636,31 @@ class JobEngine:
         if age > self.config.soft_deadline and await self.jobs.mark_slow_notified(job_id):
             full = await self.jobs.require(job_id)
             await self._progress(full, Progress(ProgressKind.SLOW, eta=self.eta(full)))
+
+    async def _poll_failed(
+        self, job: PollView, error: Exception | None, now: float, age: float
+    ) -> None:
+        job_id = job.id
+        if isinstance(error, RateLimited):
+            delay = max(error.retry_after or 0.0, self._interval(age))
+            await self._repoll(job, job.status, now + delay)
+        elif isinstance(error, NotFound):
+            count = await self.jobs.not_found_count(job_id) + 1
+            if count >= self.config.not_found_limit:
+                log.error("job %s: task %s unknown to crun; giving up", job_id, job.task_id)
+                await self._fail(job_id, "lost", failure_message("lost", job_id))
+                return
+            await self._repoll(job, job.status, now + self._backoff(count), not_found=True)
+        elif isinstance(error, AuthError):
+            log.error("job %s: crun rejected the API key while polling; will keep trying", job_id)
+            await self._repoll(job, job.status, now + 4 * self.config.poll_interval_max)
+        elif isinstance(error, WanApiError):
+            log.warning("job %s: poll failed (%s); will retry", job_id, error)
+            await self._repoll(job, job.status, now + self._interval(age))
+        else:
+            # A bug must not strand the job: log it and keep tracking.
+            log.error("job %s: unexpected error while polling; will retry", job_id, exc_info=error)
+            await self._repoll(job, job.status, now + self.config.poll_interval_max)
 
     async def _repoll(
         self, job: PollView, status: JobStatus, due: float, *, not_found: bool = False
@@ -740,6 +742,11 @@ class JobEngine:
         if attempt == 0:
             self._mark_done(job_id)
             return
+        # The sink sees this attempt's number: from the 2nd on, an earlier one may have posted.
+        started = dataclasses.replace(
+            job, delivery_state=DeliveryState.STARTED, delivery_attempts=attempt
+        )
+        outcome = dataclasses.replace(outcome, job=started)
         try:
             receipt = await sink.deliver(outcome)
         except DeliveryGone as exc:
@@ -761,6 +768,9 @@ class JobEngine:
                 self._schedule("deliver", job_id, self.clock() + self._backoff(attempt))
         else:
             now = self.clock()
+            if outcome.ok and receipt.get(UNDELIVERED):
+                # Refunded before delivery is marked done: a crash in between retries both.
+                await self.jobs.refund_settled(job_id, reason=str(receipt[UNDELIVERED]), now=now)
             await self.jobs.end_delivery(job_id, state=DeliveryState.DONE, receipt=receipt, now=now)
             latency = None if job.finished_at is None else now - job.finished_at
             self.metrics.job_delivered(DeliveryState.DONE.value, latency)

@@ -40,11 +40,16 @@ def ts(unix: float, style: str = "R") -> str:
     return f"<t:{int(unix)}:{style}>"
 
 
-def footer(job: Job, part: int | None = None, parts: int | None = None) -> str:
-    text = f"job {job.id}"
-    if part is not None and parts and parts > 1:
-        text += f" · part {part}/{parts}"
-    return text
+def footer(job: Job) -> str:
+    """The footer of every message about a job that is not its result (status, done, failure)."""
+    return f"job {job.id}"
+
+
+def result_footer(job: Job, part: int = 1, parts: int = 1) -> str:
+    """The footer only a result message carries: crash recovery looks for exactly this text (and
+    the part's files), so no status, failure or alert message can be taken for a result."""
+    text = f"job {job.id} · result"
+    return f"{text} {part}/{parts}" if parts > 1 else text
 
 
 def _settings_line(job: Job) -> str:
@@ -112,7 +117,7 @@ def result_embed(
             value="Some images were compressed to fit this server's upload limit.",
             inline=False,
         )
-    embed.set_footer(text=footer(job, part, parts))
+    embed.set_footer(text=result_footer(job, part, parts))
     return embed
 
 

@@ -3,7 +3,9 @@
 Progress is shown on the job's status message: through the interaction webhook while its token is
 valid (14 minutes), then through the channel endpoint (the bot owns the message). Results are
 posted as new channel messages (files, never just links) with a nonce Discord deduplicates; a
-retry after a crash first looks for a message already carrying the job's footer.
+retry after a failed attempt first looks for a message that really is that part of the result: the
+bot's own, with the result footer (which no status, failure or alert message carries) and exactly
+the part's files. Anything less is not taken for a result, so a retry posts it instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import discord
 
 from bot.domain.models import Job, ResultImage
 from bot.errors import MediaError
-from bot.jobs.delivery import DeliveryGone, Outcome, Progress
+from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress
 from bot.media import fit_image_async
 from bot.store.jobs import JobRepository
 from bot.ui import embeds
@@ -34,6 +36,7 @@ TOO_LARGE_MESSAGE = (
     "The images were made, but even compressed they are larger than this channel accepts. "
     "Ask an admin about the server's upload limit, or try a lower resolution."
 )
+NOT_CHARGED = "Nothing was charged."
 
 ViewFactory = Callable[[Job, int], discord.ui.View | None]
 
@@ -133,14 +136,19 @@ class DiscordSink:
             key = str(number)
             if key in sent:
                 continue  # delivered before a crash
-            message_id = await self._find_existing(job, target, number, len(parts))
+            message_id = await self._find_existing(job, target, images, number, len(parts))
             if message_id is None:
                 try:
                     message_id = await self._send_part(job, target, images, number, len(parts))
                 except TooLarge:
                     log.warning("job %s: result does not fit the upload limit", job.id)
-                    failure = await self._deliver_failure(job, target, TOO_LARGE_MESSAGE)
-                    return {**receipt, **failure}
+                    if sent:  # earlier parts were posted: the member has some of the images
+                        failure = await self._deliver_failure(job, target, TOO_LARGE_MESSAGE)
+                        return {**receipt, **failure}
+                    failure = await self._deliver_failure(
+                        job, target, f"{TOO_LARGE_MESSAGE} {NOT_CHARGED}"
+                    )
+                    return {**receipt, **failure, UNDELIVERED: "too-large"}
             sent[key] = message_id
             receipt["parts"] = sent
             await self.jobs.save_partial_receipt(job.id, receipt)
@@ -236,21 +244,21 @@ class DiscordSink:
         return message.id
 
     async def _find_existing(
-        self, job: Job, target: DiscordTarget, number: int, parts: int
+        self, job: Job, target: DiscordTarget, images: list[ResultImage], number: int, parts: int
     ) -> int | None:
-        """After a crash mid-send, a message for this part may already exist: find it."""
+        """After a failed or interrupted send, this part may already be posted: find it."""
         if job.delivery_attempts <= 1:
             return None
-        marker = embeds.footer(job, number, parts)
         me = self.client.user
+        if me is None:
+            return None
+        marker = embeds.result_footer(job, number, parts)
         after = discord.Object(
             discord.utils.time_snowflake(_utc(job.finished_at or job.created_at))
         )
         try:
             async for message in self._channel(target).history(limit=50, after=after):
-                if me is not None and message.author.id != me.id:
-                    continue
-                if any((e.footer.text or "") == marker for e in message.embeds):
+                if message.author.id == me.id and carries_part(message, marker, images):
                     log.info("job %s: part %d was already posted", job.id, number)
                     return message.id
         except discord.HTTPException as exc:
@@ -275,6 +283,20 @@ class DiscordSink:
                 raise DeliveryGone(str(exc)) from exc
             raise
         return {"failure": "posted", "message_id": sent.id}
+
+
+def carries_part(message: discord.Message, marker: str, images: Sequence[ResultImage]) -> bool:
+    """True only for a message that is this part of a result: the result footer *and* exactly the
+    part's files (names are ``wan-<job>-<n>``; a refit may change the extension, a spoiler adds a
+    prefix). A status or failure message shares neither, so it can never count as delivered."""
+    if not any((e.footer.text or "") == marker for e in message.embeds):
+        return False
+    posted = sorted(_stem(a.filename) for a in message.attachments)
+    return bool(posted) and posted == sorted(_stem(i.filename) for i in images)
+
+
+def _stem(filename: str) -> str:
+    return filename.removeprefix("SPOILER_").rsplit(".", 1)[0]
 
 
 async def _refit(images: list[ResultImage], limit: int) -> list[ResultImage]:

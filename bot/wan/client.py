@@ -8,6 +8,7 @@ ambiguous failure means.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import importlib.metadata
 import json
@@ -38,6 +39,7 @@ from bot.errors import (
     WanConnectionError,
     WanTimeout,
 )
+from bot.wan.ratelimit import RateLimiter, Slot
 from bot.wan.types import MODEL_ID, Estimate, ModelSchema, TaskInfo, TaskStatus, UploadSlot
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,10 @@ class WanClient:
 
     ``on_call(endpoint, outcome)`` is a metrics hook, called once per HTTP attempt with ``"200"``,
     the error code as a string, ``"timeout"``, ``"connection"`` or ``"malformed"``.
+
+    ``limiter`` is the one budget for every crun API request (retries included): each attempt
+    waits for a slot, which is dated when its headers are on the wire; a 429 slows it, successes
+    win the rate back. The upload PUT goes to a storage host, not crun's API, and is not counted.
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class WanClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         on_call: Callable[[str, str], None] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
@@ -124,6 +131,7 @@ class WanClient:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._on_call = on_call
+        self._limiter = limiter
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         # Set once the legacy estimate path answered while the documented one said 404.
@@ -160,7 +168,11 @@ class WanClient:
             raise RuntimeError("WanClient is closed")
         if self._session is None or self._session.closed:
             # The key is added per request, not here: the upload PUT goes to a storage host.
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_date_slot)
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT}, trace_configs=[trace]
+            )
         return self._session
 
     # --- public API --------------------------------------------------------------------------
@@ -178,12 +190,20 @@ class WanClient:
             "create", "POST", PATH_CREATE, self._parse_task_id, json_body=body, retries=0
         )
 
-    async def task_info(self, task_id: str) -> TaskInfo:
+    async def task_info(self, task_id: str, *, urgent: bool = False) -> TaskInfo:
+        """``urgent``: a callback said the task moved and a member is waiting; it goes first."""
+
         def parse(data: dict[str, Any], message: str) -> TaskInfo:
             return self._parse_task_info(data, message, task_id)
 
         return await self._call(
-            "info", "GET", PATH_INFO, parse, params={"task_id": task_id}, retries=self._get_retries
+            "info",
+            "GET",
+            PATH_INFO,
+            parse,
+            params={"task_id": task_id},
+            retries=self._get_retries,
+            urgent=urgent,
         )
 
     async def balance(self) -> float:
@@ -258,6 +278,7 @@ class WanClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         retries: int,
+        urgent: bool = False,
     ) -> T:
         """Send an API request, retrying safe failures up to ``retries`` extra times.
 
@@ -274,13 +295,22 @@ class WanClient:
         while True:
             retry_after: float | None = None
             try:
-                reply = await self._send(
-                    endpoint, method, url, headers=headers, data=payload, params=params
-                )
+                async with self._slot(urgent=urgent) as slot:
+                    reply = await self._send(
+                        endpoint,
+                        method,
+                        url,
+                        headers=headers,
+                        data=payload,
+                        params=params,
+                        slot=slot,
+                    )
                 retry_after = reply.retry_after
                 data, message = self._parse_envelope(endpoint, reply)
                 result = parse(data, message)
             except WanApiError as exc:
+                if isinstance(exc, RateLimited) and self._limiter is not None:
+                    self._limiter.penalize(exc.retry_after)
                 if attempt >= retries or not _retryable(exc):
                     raise
                 wait = self._backoff(attempt, retry_after)
@@ -295,7 +325,14 @@ class WanClient:
                 await self._sleep(wait)
                 continue
             self._record(endpoint, "200")
+            if self._limiter is not None:
+                self._limiter.reward()
             return result
+
+    def _slot(self, *, urgent: bool) -> contextlib.AbstractAsyncContextManager[Slot | None]:
+        if self._limiter is None:
+            return contextlib.nullcontext()
+        return self._limiter.slot(urgent=urgent)
 
     async def _put_bytes(self, url: str, data: bytes, *, content_type: str) -> None:
         # encoded=True: a presigned URL's query is signed byte for byte; never re-quote it.
@@ -338,6 +375,7 @@ class WanClient:
         headers: dict[str, str],
         data: bytes | None,
         params: dict[str, str] | None = None,
+        slot: Slot | None = None,
     ) -> _Reply:
         """One HTTP attempt. Transport failures become WanTimeout / WanConnectionError."""
         session = self._get_session()
@@ -350,6 +388,7 @@ class WanClient:
                 params=params,
                 timeout=self._timeout,
                 allow_redirects=False,
+                trace_request_ctx={"slot": slot},
             ) as resp:
                 body = await self._read_capped(endpoint, resp)
                 return _Reply(resp.status, body, _parse_retry_after(resp.headers))
@@ -579,6 +618,18 @@ def _error_class(code: int) -> type[WanApiError]:
     if 500 <= code < 600:
         return ServerError
     return WanApiError
+
+
+async def _date_slot(
+    _session: aiohttp.ClientSession,
+    context: Any,
+    _params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    """The request's headers are on the wire: this is when crun sees it, so date its slot."""
+    request_ctx = getattr(context, "trace_request_ctx", None)
+    slot = request_ctx.get("slot") if isinstance(request_ctx, Mapping) else None
+    if isinstance(slot, Slot):
+        slot.sent()
 
 
 def _retryable(exc: WanApiError) -> bool:

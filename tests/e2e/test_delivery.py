@@ -12,6 +12,7 @@ from bot.domain.models import DeliveryState, JobStatus
 from bot.store.database import Database
 from bot.store.jobs import JobRepository
 from tests.e2e.conftest import WanWorld
+from tests.e2e.test_discord_faults import the_job
 from tests.fakes.discord_fake import InteractionHandle
 from tests.helpers import wait_until
 
@@ -232,3 +233,9 @@ async def test_a_result_that_cannot_fit_is_reported_not_retried_forever(wan: Wan
     (job,) = await job_rows(wan)
     assert job.delivery_state is DeliveryState.DONE
     assert job.delivery_attempts == 1
+    # Nothing reached the member, so nothing is charged (as when results cannot be downloaded).
+    assert handle.original is not None
+    assert "Nothing was charged" in handle.original.embeds[0]["description"]
+    _, ledger = await the_job(wan)
+    assert ledger is not None
+    assert ledger[0] == "refunded"

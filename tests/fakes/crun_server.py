@@ -223,6 +223,8 @@ class FakeCrun:
 
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        # (endpoint, time.monotonic()) of every request as it arrived: what crun's rate limit sees.
+        self.arrivals: list[tuple[str, float]] = []
         self.headers_log: list[tuple[str, dict[str, str]]] = []
         self.tasks: dict[str, FakeTask] = {}
         self.uploads: dict[str, bytes] = {}
@@ -451,6 +453,7 @@ class FakeCrun:
         auth: bool = True,
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            self.arrivals.append((endpoint, time.monotonic()))
             self.calls[endpoint] += 1
             body = await request.read()
             payload: Any

@@ -259,6 +259,7 @@ class FailRule:
     headers: dict[str, str]
     retry_after: float
     is_global: bool
+    after_commit: bool = False  # the request takes effect, then the answer is an error
     hits: int = 0
 
     @property
@@ -1316,12 +1317,14 @@ class DiscordFake:
         headers: Mapping[str, str] | None = None,
         retry_after: float = 0.05,
         is_global: bool = False,
+        after_commit: bool = False,
     ) -> FailRule:
         """Make matching requests fail. ``path_regex`` is ``re.search``-ed against the path
         without the API prefix ("/channels/1/messages") or the file path ("/attachments/...").
         ``method`` may be "*". ``times=None`` fails forever. 429s carry ``retry_after`` in the
         body and Discord's rate-limit headers (incl. ``Via``, without which discord.py treats a
-        429 as a Cloudflare ban and raises at once).
+        429 as a Cloudflare ban and raises at once). With ``after_commit`` the request takes effect
+        (a message is created) and only the answer is the error: a response lost on the way back.
         """
         rule = FailRule(
             method=method.upper(),
@@ -1332,6 +1335,7 @@ class DiscordFake:
             headers=dict(headers or {}),
             retry_after=retry_after,
             is_global=is_global,
+            after_commit=after_commit,
         )
         self.fail_rules.append(rule)
         return rule
@@ -2427,9 +2431,9 @@ class DiscordFake:
         rec.status = rule.status
         return _json_response(body, status=rule.status, headers=headers)
 
-    def _check_fail(self, rec: RecordedRequest) -> web.Response | None:
+    def _check_fail(self, rec: RecordedRequest, *, after_commit: bool) -> web.Response | None:
         for rule in self.fail_rules:
-            if rule.matches(rec.method, rec.path):
+            if rule.after_commit == after_commit and rule.matches(rec.method, rec.path):
                 return self._fail_response(rule, rec)
         return None
 
@@ -2443,7 +2447,7 @@ class DiscordFake:
             if route is not None:
                 rec.route = route.key
                 self.counters[route.key] += 1
-            failed = self._check_fail(rec)
+            failed = self._check_fail(rec, after_commit=False)
             if failed is not None:
                 response = failed
             elif route is None:
@@ -2459,6 +2463,7 @@ class DiscordFake:
                     response = web.Response(status=204)
                 else:
                     response = _json_response(result)
+                response = self._check_fail(rec, after_commit=True) or response
         except ApiError as exc:
             response = _json_response(exc.body(), status=exc.status, headers=exc.headers)
         rec.status = response.status
@@ -2486,7 +2491,7 @@ class DiscordFake:
             route="GET /attachments",
         )
         self.requests.append(rec)
-        failed = self._check_fail(rec)
+        failed = self._check_fail(rec, after_commit=False)
         if failed is not None:
             return failed
         att = self.attachments.get(int(request.match_info["attachment_id"]))

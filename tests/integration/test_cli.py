@@ -92,6 +92,22 @@ async def test_generate_writes_real_pngs(crun: FakeCrun, tmp_path: Path) -> None
     assert_no_traceback_or_key(r, crun.api_key)
 
 
+async def test_generate_into_a_path_that_is_a_file_says_so_at_once(
+    crun: FakeCrun, tmp_path: Path
+) -> None:
+    """The images were made but cannot be written: say where and why (was "wanbot: None" after
+    minutes of silent retries), and never print a path that was not written."""
+    (tmp_path / "imgs").write_text("not a folder")
+    env = cli_env(crun, tmp_path)
+    r = await wanbot(env, tmp_path, "generate", "a red fox", "--out", "imgs", wait=30)
+    assert r.code != 0
+    assert r.out == ""
+    assert "the images were made but could not be saved" in r.err
+    assert str(tmp_path / "imgs") in r.err
+    assert "None" not in r.err
+    assert_no_traceback_or_key(r, crun.api_key)
+
+
 async def test_generate_edit_uploads_the_local_image(crun: FakeCrun, tmp_path: Path) -> None:
     src = tmp_path / "cat.png"
     buf = io.BytesIO()

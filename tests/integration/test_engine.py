@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -548,11 +549,11 @@ async def test_an_unexpected_poll_error_does_not_strand_the_job(
     real = harness.client.task_info
     calls = {"n": 0}
 
-    async def flaky(task_id: str):  # type: ignore[no-untyped-def]
+    async def flaky(task_id: str, **kwargs: Any):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
             raise RecursionError("a parser bug")
-        return await real(task_id)
+        return await real(task_id, **kwargs)
 
     monkeypatch.setattr(harness.client, "task_info", flaky)
     job = await engine.submit(T2I, user_id=1, guild_id=None, target=TEST)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.jobs.fairqueue import FairQueue
-from bot.jobs.ratelimit import RateLimiter
+from bot.wan.ratelimit import RateLimiter, Slot
 
 
 def test_fair_queue_serves_users_round_robin() -> None:
@@ -193,6 +194,53 @@ def test_rate_limiter_pauses_and_slows_after_429() -> None:
         limiter.reward()
     assert limiter.rate == 4.0
     assert limiter.penalties == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    send_delays=st.lists(st.floats(0.0, 0.8), min_size=25, max_size=25),
+    rate=st.sampled_from([2.0, 5.0, 7.0]),
+    urgent=st.booleans(),
+)
+def test_requests_sent_late_never_exceed_the_rate_as_crun_sees_them(
+    send_delays: list[float], rate: float, urgent: bool
+) -> None:
+    """Regression (issue 15): a request granted a slot but sent later (waiting for a connection,
+    the database, the loop) used to be counted at its grant, so crun could see 6 in a second at
+    5/s. Each request here goes out as soon as the rule allows and is *sent* a while later; the
+    rule must hold for the send times, which is all crun sees."""
+    clock = FakeClock()
+    limiter = RateLimiter(rate, clock=clock)
+    in_flight: list[tuple[float, Slot]] = []  # (send time, slot), sorted
+    sent: list[float] = []
+
+    def send_next() -> None:
+        at, slot = in_flight.pop(0)
+        clock.now = max(clock.now, at)
+        slot.sent()
+        sent.append(clock.now)
+
+    for delay in send_delays:
+        while True:
+            wait = limiter.delay(clock.now, urgent=urgent)
+            if in_flight and in_flight[0][0] <= clock.now + wait:  # wait may be inf
+                send_next()
+                continue
+            clock.now += max(0.0, wait)
+            in_flight.append((clock.now + delay, limiter.grant(clock.now)))
+            in_flight.sort(key=lambda pair: pair[0])
+            break
+    while in_flight:
+        send_next()
+    assert most_in_a_second(sent) <= int(rate)
+
+
+async def test_a_slot_is_dated_when_its_request_is_sent_even_if_it_never_is() -> None:
+    limiter = RateLimiter(1.0)
+    async with limiter.slot() as slot:
+        assert slot.sent_at is None  # held, undated: the window cannot move past it
+        assert math.isinf(limiter.delay(asyncio.get_running_loop().time()))
+    assert slot.sent_at is not None  # the request failed before sending: dated on the way out
 
 
 def test_below_one_per_second_the_window_stretches() -> None:

@@ -35,6 +35,7 @@ from bot.errors import (
     WanTimeout,
 )
 from bot.wan.client import PATH_BALANCE, USER_AGENT, WanClient
+from bot.wan.ratelimit import RateLimiter
 from bot.wan.types import MODEL_ID, TaskStatus
 from tests.fakes.crun_server import FakeCrun, RecordingSleep
 
@@ -981,3 +982,37 @@ async def test_a_reply_over_the_cap_is_malformed_and_not_read_whole(
     finally:
         await runner.cleanup()
     assert sum(sent) < 10 * 1024 * 1024
+
+
+# --- the one rate budget ----------------------------------------------------------------------
+
+
+def _most_in_a_second(stamps: list[float]) -> int:
+    return max(sum(1 for s in stamps if t <= s <= t + 1.0) for t in stamps)
+
+
+async def test_every_crun_request_and_retry_spends_the_one_rate_budget(
+    crun: FakeCrun, make_client: ClientFactory
+) -> None:
+    """Creates, polls, balance, estimates and uploads, retries included, all at once: crun never
+    sees more than the rate in any second, and a 429 slows everyone."""
+    crun.fail("info", 500, times=2)  # the two retries are requests too
+    limiter = RateLimiter(4.0)
+    client = make_client(limiter=limiter, sleep=asyncio.sleep, backoff_base=0.01, backoff_cap=0.02)
+    task_id = await client.create_task({"prompt": "x"})
+    await asyncio.gather(
+        *(client.create_task({"prompt": f"p{i}"}) for i in range(2)),
+        *(client.task_info(task_id) for _ in range(3)),
+        client.balance(),
+        client.estimate({"prompt": "x"}),
+        client.upload(b"\x89PNG fake", content_type="image/png", ext="png"),
+    )
+    api = [t for endpoint, t in crun.arrivals if endpoint != "upload_put"]
+    assert len(api) == 11  # 3 creates, 3 polls + 2 retries, balance, estimate, upload URL
+    assert _most_in_a_second(api) <= 4
+    assert limiter.rate == 4.0  # no 429 yet
+
+    crun.fail("balance", 429, times=1, retry_after=0.05)
+    await client.balance()  # retried after the pause
+    assert limiter.penalties == 1
+    assert 2.0 < limiter.rate < 2.5  # halved, then the retry's success won a little back

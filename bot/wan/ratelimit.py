@@ -1,20 +1,24 @@
 """One limiter for all crun requests: a strict sliding window, smooth spacing, priority lanes.
 
 crun's limits are undocumented, so the bot promises only what it can keep: never more than
-``rate`` requests in any one-second window, measured with a small margin because the server sees
-our requests a few milliseconds later than we send them. Routine work (submits, uploads, scheduled
-polls) is also evenly spaced, so it never bursts. A poll woken by a callback is *urgent*: the result
-is ready and a member is waiting, so it jumps the line, skips the spacing (never the window), and
-may use ``reserve`` slots per window that routine work leaves free for it.
+``rate`` requests in any one-second window *as crun sees them*. A request takes its place in the
+window when it is really sent, not when it is allowed to go: a granted request that is still
+waiting (for a connection, for the event loop) holds its slot until it is sent, so a late request
+can never share a second with the ones granted after it. A small margin covers the jitter between
+our send and crun's receipt. Routine work (submits, uploads, scheduled polls) is also evenly
+spaced, so it never bursts. A poll woken by a callback is *urgent*: the result is ready and a
+member is waiting, so it jumps the line, skips the spacing (never the window), and may use
+``reserve`` slots per window that routine work leaves free for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 
@@ -22,6 +26,23 @@ from dataclasses import dataclass, field
 class _Waiter:
     urgent: bool
     turn: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Slot:
+    """A granted request. It counts as "in the window from now on" until :meth:`sent` dates it."""
+
+    def __init__(self, on_sent: Callable[[], float]) -> None:
+        self._on_sent = on_sent
+        self.sent_at: float | None = None
+
+    def sent(self) -> None:
+        """The request went out now. Idempotent: only the first call counts."""
+        if self.sent_at is None:
+            self.sent_at = self._on_sent()
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class RateLimiter:
@@ -45,8 +66,9 @@ class RateLimiter:
         self.min_rate = min(min_rate, rate)
         self.reserve = reserve
         self.margin = margin
-        self._clock = clock or asyncio.get_running_loop().time
-        self._grants: deque[float] = deque()
+        self._clock = clock or _loop_time  # read at call time: may be built outside a loop
+        self._sent: list[float] = []  # send times still in the window, sorted
+        self._pending = 0  # granted, not sent yet: each holds a slot from "now" on
         self._last = -math.inf
         self._paused_until = 0.0
         self._urgent: deque[_Waiter] = deque()
@@ -65,24 +87,41 @@ class RateLimiter:
         return max(1, math.floor(self.rate))
 
     def delay(self, now: float, *, urgent: bool = False) -> float:
-        """Seconds until a request of this kind may go out (0 when it may go now)."""
+        """Seconds until a request of this kind may go out (0 now; ``inf``: when one is sent)."""
         window = self.window
-        while self._grants and self._grants[0] <= now - window:
-            self._grants.popleft()
+        del self._sent[: bisect.bisect_right(self._sent, now - window)]
         limit = self.limit
         if not urgent:
             limit -= min(self.reserve, limit - 1)
         at = max(now, self._paused_until)
-        if len(self._grants) >= limit:
-            # The oldest grant that must leave the window before this one fits.
-            at = max(at, self._grants[-limit] + window)
+        held = len(self._sent) + self._pending
+        if held >= limit:
+            # Sent requests leave the window oldest first; unsent ones only after they are sent.
+            leaving = held - limit
+            if leaving >= len(self._sent):
+                return math.inf
+            at = max(at, self._sent[leaving] + window)
         if not urgent:
             at = max(at, self._last + 1.0 / self.rate)
         return at - now
 
     def record(self, now: float) -> None:
-        self._grants.append(now)
+        """A request granted and sent at ``now``."""
         self._last = now
+        bisect.insort(self._sent, now)
+
+    def grant(self, now: float) -> Slot:
+        """Bookkeeping for a request allowed at ``now``; its slot is dated when it is sent."""
+        self._last = now
+        self._pending += 1
+        return Slot(self._sent_one)
+
+    def _sent_one(self) -> float:
+        now = self._clock()
+        self._pending -= 1
+        bisect.insort(self._sent, now)
+        self._kick()  # a waiter may have been waiting for this send to date its slot
+        return now
 
     # --- waiting --------------------------------------------------------------------------------
 
@@ -96,8 +135,12 @@ class RateLimiter:
         if head is not None:
             head.turn.set()
 
-    async def acquire(self, *, urgent: bool = False) -> None:
-        """Wait for a slot. Urgent callers go before every routine caller, in arrival order."""
+    async def acquire(self, *, urgent: bool = False) -> Slot:
+        """Wait for a slot. Urgent callers go before every routine caller, in arrival order.
+
+        The caller must call ``sent()`` on the slot when the request goes out (or fails to);
+        :meth:`slot` does that for you.
+        """
         me = _Waiter(urgent)
         lane = self._urgent if urgent else self._routine
         lane.append(me)
@@ -110,17 +153,25 @@ class RateLimiter:
                 now = self._clock()
                 wait = self.delay(now, urgent=urgent)
                 if wait <= 0:
-                    self.record(now)
-                    return
+                    return self.grant(now)
                 # If an urgent caller overtakes us meanwhile, we find out when this wait ends.
                 # (asyncio.timeout, not wait_for: wait_for can swallow a cancellation on 3.11.)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(None if math.isinf(wait) else wait):
                         await me.turn.wait()
         finally:
             if me in lane:
                 lane.remove(me)
             self._kick()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, urgent: bool = False) -> AsyncIterator[Slot]:
+        """A slot for one request; dated when the body calls ``sent()``, else when it ends."""
+        granted = await self.acquire(urgent=urgent)
+        try:
+            yield granted
+        finally:
+            granted.sent()
 
     # --- feedback from crun ---------------------------------------------------------------------
 
