@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from aiohttp import web
 from bot.domain.models import GenerationRequest, Target
 from bot.jobs.delivery import FileSink, Outcome
 from bot.jobs.engine import EngineConfig, JobEngine
+from bot.jobs.scheduler import Action
 from bot.media import MediaFetcher
 from bot.store.database import Database
 from bot.store.jobs import JobRepository
@@ -118,14 +119,26 @@ class TimedEngine(JobEngine):
 
     poll_due: dict[str, float]
 
-    def _schedule(self, action: str, job_id: str, due: float) -> None:
-        if action == "poll":
-            self.poll_due[job_id] = due
-        super()._schedule(action, job_id, due)
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        schedule = self._scheduler.schedule
 
-    async def _poll(self, job_id: str) -> None:
+        def timed_schedule(action: Action, job_id: str, due: float) -> None:
+            if action is Action.POLL:
+                self.poll_due[job_id] = due
+            schedule(action, job_id, due)
+
+        self._scheduler.schedule = timed_schedule  # type: ignore[method-assign]
+
+    def _start_step(self, action: Action, job_id: str) -> Coroutine[Any, Any, None] | None:
+        step = super()._start_step(action, job_id)
+        if action is Action.POLL and step is not None:
+            return self._timed_poll(job_id, step)
+        return step
+
+    async def _timed_poll(self, job_id: str, poll: Coroutine[Any, Any, None]) -> None:
         _due.set(self.poll_due.get(job_id))
-        await super()._poll(job_id)
+        await poll
 
 
 class TimedClient(WanClient):

@@ -177,14 +177,9 @@ def _image_ref(value: str) -> ImageRef:
     return ImageRef(ImageSource.PATH, str(path.resolve()), name=path.name)
 
 
-async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        images = tuple(_image_ref(v) for v in args.image)
-    except UserFacingError as exc:
-        print(f"wanbot: {exc.user_message}", file=sys.stderr)
-        return EXIT_FAILED
+def _request(args: argparse.Namespace, images: tuple[ImageRef, ...]) -> GenerationRequest:
     mode = Mode.IMAGE_SET if args.set else (Mode.EDIT if images else Mode.TEXT_TO_IMAGE)
-    request = GenerationRequest(
+    return GenerationRequest(
         prompt=args.prompt,
         mode=mode,
         images=images,
@@ -195,8 +190,16 @@ async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         watermark=args.watermark,
     )
+
+
+async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        request = _request(args, tuple(_image_ref(v) for v in args.image))
+    except UserFacingError as exc:
+        print(f"wanbot: {exc.user_message}", file=sys.stderr)
+        return EXIT_FAILED
     out_dir = await asyncio.to_thread(lambda: Path(args.out).expanduser().resolve())
-    runtime = Runtime(settings, sinks={FileSink.kind: FileSink()})
+    runtime = Runtime(settings, sinks={FileSink.kind: lambda _runtime: FileSink()})
     await runtime.open()
     try:
         try:
@@ -207,40 +210,45 @@ async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"wanbot: {exc.user_message}", file=sys.stderr)
             return EXIT_FAILED
         print(f"job {job.id} queued; waiting for the result...", file=sys.stderr)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.ensure_future(runtime.engine.wait_finished(job.id, args.timeout))
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if waiter not in done:
-            waiter.cancel()
-            print(
-                f"interrupted; job {job.id} is saved and will be finished by the next "
-                "`wanbot generate` or `wanbot run`",
-                file=sys.stderr,
-            )
-            return 130
-        try:
-            finished = waiter.result()
-        except TimeoutError:
-            print(f"timed out; job {job.id} is saved and will be resumed later", file=sys.stderr)
-            return EXIT_FAILED
-        receipt = finished.receipt or {}
-        if "files" in receipt:
-            for path in receipt["files"]:
-                print(path)
-            return EXIT_OK
-        reason = receipt.get("error") or finished.error_message
-        if reason is None:  # made, but never written: say where it failed, not "None"
-            why = receipt.get("gone") or "see the messages above"
-            reason = f"the images were made but could not be saved ({why}); job {job.id}"
-        print(f"wanbot: {reason}", file=sys.stderr)
-        return EXIT_FAILED
+        return await _wait_and_report(runtime, job.id, args.timeout)
     finally:
         await runtime.close()
+
+
+async def _wait_and_report(runtime: Runtime, job_id: str, timeout: float | None) -> int:  # noqa: ASYNC109
+    """Wait for the job (Ctrl-C or SIGTERM keeps it saved) and print the files or the reason."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.ensure_future(runtime.engine.wait_finished(job_id, timeout))
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if waiter not in done:
+        waiter.cancel()
+        print(
+            f"interrupted; job {job_id} is saved and will be finished by the next "
+            "`wanbot generate` or `wanbot run`",
+            file=sys.stderr,
+        )
+        return 130
+    try:
+        finished = waiter.result()
+    except TimeoutError:
+        print(f"timed out; job {job_id} is saved and will be resumed later", file=sys.stderr)
+        return EXIT_FAILED
+    receipt = finished.receipt or {}
+    if "files" in receipt:
+        for path in receipt["files"]:
+            print(path)
+        return EXIT_OK
+    reason = receipt.get("error") or finished.error_message
+    if reason is None:  # made, but never written: say where it failed, not "None"
+        why = receipt.get("gone") or "see the messages above"
+        reason = f"the images were made but could not be saved ({why}); job {job_id}"
+    print(f"wanbot: {reason}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 # --- run ---------------------------------------------------------------------------------------

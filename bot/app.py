@@ -13,18 +13,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.generation import GenerationService
 from bot.jobs.credits import CreditState
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
 from bot.runtime import Runtime
+from bot.services import Services
 from bot.settings import Settings
-from bot.store.guild_config import GuildConfigRepository
 from bot.ui import components
 from bot.ui.errors import handle_error
-from bot.ui.flow import JobContext
 from bot.ui.sink import NO_PINGS, DiscordSink
-from bot.wan.estimates import CostEstimator
 
 log = logging.getLogger(__name__)
 
@@ -72,34 +69,28 @@ class WanBot(commands.Bot):
         self.settings = settings
         self.draining = False  # shutdown has begun: new commands are turned away
         self.runtime = Runtime(
-            settings, sinks={}, engine_config=engine_config, gateway=self.gateway_connected
+            settings,
+            sinks={
+                DiscordSink.kind: self._discord_sink,
+                FileSink.kind: lambda _runtime: FileSink(),  # jobs left by `wanbot generate`
+            },
+            engine_config=engine_config,
+            alert=self.post_alert,
+            gateway=self.gateway_connected,
         )
-        self.ctx: JobContext
+        # What the cogs and the result buttons use; set once, when setup_hook opened the core.
+        self.services: Services | None = None
+
+    def _discord_sink(self, runtime: Runtime) -> DiscordSink:
+        return DiscordSink(
+            self, runtime.jobs.save_partial_receipt, view_factory=components.result_view
+        )
 
     async def setup_hook(self) -> None:
         runtime = await self.runtime.open(start_engine=False)
-        sink = DiscordSink(self, runtime.jobs, view_factory=components.result_view)
-        runtime.engine.sinks[sink.kind] = sink
-        runtime.engine.sinks[FileSink.kind] = FileSink()  # jobs left by `wanbot generate`
-        service = GenerationService(
-            runtime.engine,
-            runtime.jobs,
-            costs=self.settings.cost_table(),
-            estimator=CostEstimator(runtime.client, runtime.contract),
-        )
-        self.ctx = JobContext(
-            service=service,
-            jobs=runtime.jobs,
-            allow_dms=self.settings.allow_dms,
-            fetcher=runtime.fetcher,
-            quotas=runtime.quotas,
-            credits=runtime.credits,
-            owner_ids=frozenset(self.settings.bot_owner_ids),
-            configs=GuildConfigRepository(runtime.db),
-        )
-        runtime.credits.alert = self.post_alert
-        await load_cogs(self, self.ctx)
-        components.register(self, self.ctx)
+        self.services = runtime.services
+        await load_cogs(self, runtime.services)
+        components.register(self)
         self.tree.error(handle_error)
         await runtime.start()
         await self.sync_commands_if_changed()
@@ -126,10 +117,9 @@ class WanBot(commands.Bot):
 
     async def post_alert(self, state: CreditState, message: str) -> None:
         """Credit alerts go to every server's alerts channel (the crun account is shared)."""
-        configs = self.ctx.configs
-        if configs is None:
+        if self.services is None:
             return
-        for guild_id, channel_id in await configs.alert_channels():
+        for guild_id, channel_id in await self.services.admin.alert_channels():
             channel = self.get_partial_messageable(channel_id, guild_id=guild_id)
             try:
                 await channel.send(message, allowed_mentions=NO_PINGS)
@@ -162,11 +152,11 @@ def _no_prefix(_bot: commands.Bot, _message: discord.Message) -> list[str]:
     return []
 
 
-async def load_cogs(bot: commands.Bot, ctx: JobContext) -> None:
+async def load_cogs(bot: commands.Bot, services: Services) -> None:
     from cogs import COGS  # noqa: PLC0415 - cogs import bot.*; keep the import graph one-way
 
     for cog_class in COGS:
-        await bot.add_cog(cog_class(ctx))
+        await bot.add_cog(cog_class(services))
 
 
 async def run_bot(settings: Settings) -> int:

@@ -17,14 +17,17 @@ from bot.jobs.housekeeping import Housekeeping
 from bot.media import MediaFetcher
 from bot.observability.health import HealthChecker, health_route, split_host_port
 from bot.observability.metrics import Metrics, metrics_route
+from bot.services import AdminService, GenerationService, InputChecker, QueueService, Services
 from bot.settings import Settings
 from bot.store.database import Database
+from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
 from bot.store.quotas import QuotaRepository
 from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
+from bot.wan.estimates import CostEstimator
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +36,33 @@ async def _log_alert(state: CreditState, message: str) -> None:
     log.warning("credit alert (%s): %s", state.value, message)
 
 
+# Builds a delivery sink once the runtime's stores are open (the Discord sink saves receipts).
+SinkFactory = Callable[["Runtime"], DeliverySink]
+
+
+def engine_config_from(s: Settings) -> EngineConfig:
+    """The engine's tuning from the settings (the engine itself knows no Settings)."""
+    return EngineConfig(
+        poll_interval_min=s.poll_interval_min,
+        poll_interval_max=s.poll_interval_max,
+        soft_deadline=s.poll_soft_deadline,
+        hard_deadline=s.poll_hard_deadline,
+        max_concurrent_jobs=s.max_concurrent_jobs,
+        max_concurrent_submits=s.max_concurrent_submits,
+        api_rate_limit=s.api_rate_limit,
+        callback_base_url=s.callback_public_url,
+        quota=s.quota_policy(),
+    )
+
+
 class Runtime:
-    """Database, crun client, media fetcher, contract and engine, opened together."""
+    """Database, crun client, media fetcher, contract, engine and the services over them, opened
+    together. ``services`` is the one object the Discord faces receive."""
 
     def __init__(
         self,
         settings: Settings,
-        sinks: Mapping[str, DeliverySink],
+        sinks: Mapping[str, SinkFactory],
         *,
         engine_config: EngineConfig | None = None,
         alert: Alert | None = None,
@@ -47,12 +70,13 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self._sinks = sinks
-        self._engine_config = engine_config or EngineConfig.from_settings(settings)
+        self._engine_config = engine_config or engine_config_from(settings)
         self._stack = AsyncExitStack()
         self.db: Database
         self.jobs: JobRepository
         self.meta: MetaRepository
         self.quotas: QuotaRepository
+        self.configs: GuildConfigRepository
         self.client: WanClient
         self.fetcher: MediaFetcher
         self.contract = Contract()
@@ -63,6 +87,7 @@ class Runtime:
         self.metrics = Metrics()  # its own registry: one per runtime, never the global one
         self.health: HealthChecker
         self._gateway = gateway  # "is Discord connected?" for /healthz; None in the CLI
+        self.services: Services
 
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
         s = self.settings
@@ -71,7 +96,9 @@ class Runtime:
             self._stack.push_async_callback(self.db.close)
             self.jobs = JobRepository(self.db)
             self.meta = MetaRepository(self.db)
-            self.quotas = QuotaRepository(self.db, s.quota_policy())
+            # One quota policy: the engine reserves with it, the admin views report with it.
+            self.quotas = QuotaRepository(self.db, self._engine_config.quota)
+            self.configs = GuildConfigRepository(self.db)
             self.client = WanClient(
                 s.api_key(),
                 base_url=s.wan_api_base,
@@ -95,26 +122,46 @@ class Runtime:
             )
             self._stack.push_async_callback(self.fetcher.close)
             await self.refresh_schema()
+            self.credits = CreditMonitor(
+                self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
+            )
             self.engine = JobEngine(
                 jobs=self.jobs,
                 client=self.client,
                 contract=self.contract,
                 fetcher=self.fetcher,
-                sinks=self._sinks,
+                sinks={kind: build(self) for kind, build in self._sinks.items()},
                 config=self._engine_config,
                 metrics=self.metrics,
+                credits=self.credits,
             )
             self.metrics.watch_engine(self.engine)
-            self.credits = CreditMonitor(
-                self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
-            )
-            self.engine.credits = self.credits
+            self.services = self._services()
             if start_engine:
                 await self.start(resume=resume)
         except BaseException:
             await self._stack.aclose()
             raise
         return self
+
+    def _services(self) -> Services:
+        s = self.settings
+        return Services(
+            generation=GenerationService(
+                self.engine,
+                self.jobs,
+                self.configs,
+                allow_dms=s.allow_dms,
+                costs=s.cost_table(),
+                estimator=CostEstimator(self.client, self.contract),
+            ),
+            inputs=InputChecker(self.fetcher),
+            admin=AdminService(
+                self.quotas, self.configs, self.jobs, self.credits, allow_dms=s.allow_dms
+            ),
+            queue=QueueService(self.engine),
+            owner_ids=frozenset(s.bot_owner_ids),
+        )
 
     async def start(self, *, resume: bool = True) -> None:
         """Start the engine (resuming unfinished jobs) and, if configured, the callback server."""

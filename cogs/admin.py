@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from discord.ext import commands
 
-from bot.ui.flow import JobContext
+from bot.services import Services
 from cogs.admin_config import ConfigCommands
 from cogs.admin_group import AdminGroup
-from cogs.admin_quota import admin_commands
+from cogs.admin_quota import MemberCommands, QuotaCommands
 
 
 class AdminCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
-        self.group = AdminGroup(ctx.owner_ids)
-        for cmd in admin_commands(ctx):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.group = AdminGroup(services.owner_ids)
+        self.group.add_command(QuotaCommands(services))
+        for cmd in MemberCommands(services).commands():
             self.group.add_command(cmd)
-        self.group.add_command(ConfigCommands(ctx))
+        self.group.add_command(ConfigCommands(services))
         self.group.protect()
         self.__cog_app_commands__ = [*self.__cog_app_commands__, self.group]

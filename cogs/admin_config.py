@@ -16,11 +16,10 @@ import discord
 from discord import app_commands
 
 from bot.domain import config as rules
-from bot.domain.config import BOT_WIDE, GuildConfig
+from bot.domain.config import GuildConfig
 from bot.domain.models import Resolution
 from bot.domain.validation import DEFAULT_RESOLUTION
-from bot.errors import InvalidInput, ServiceUnavailable
-from bot.store.guild_config import GuildConfigRepository
+from bot.errors import InvalidInput
 from bot.ui import embeds
 from bot.ui.sink import NO_PINGS
 from cogs.admin_group import AdminSubgroup, require_admin, require_owner
@@ -45,34 +44,24 @@ _POSTABLE = (
 class ConfigCommands(
     AdminSubgroup, name="config", description="Where and how the bot works on this server"
 ):
-    def _repo(self) -> GuildConfigRepository:
-        if self.ctx.configs is None:
-            raise ServiceUnavailable("Server settings are not available right now.")
-        return self.ctx.configs
-
     async def _change(
         self, interaction: discord.Interaction, change: Callable[[GuildConfig], GuildConfig]
     ) -> tuple[GuildConfig, GuildConfig]:
         """(before, after): the change is read, checked and written in one transaction."""
-        guild_id = require_admin(interaction, self.ctx.owner_ids)
-        before: list[GuildConfig] = []
-
-        def remember(current: GuildConfig) -> GuildConfig:
-            before.append(current)
-            return change(current)
-
-        after = await self._repo().modify(guild_id, remember)
-        return before[0], after
+        guild_id = require_admin(interaction, self.services.owner_ids)
+        return await self.services.admin.change_config(guild_id, change)
 
     # --- overview -------------------------------------------------------------------------
 
     @app_commands.command(name="show", description="This server's settings")
     async def show(self, interaction: discord.Interaction) -> None:
-        guild_id = require_admin(interaction, self.ctx.owner_ids)
-        config = await self._repo().get(guild_id)
-        bot_wide = await self._repo().get(BOT_WIDE)
+        guild_id = require_admin(interaction, self.services.owner_ids)
+        config = await self.services.admin.config(guild_id)
+        bot_wide = await self.services.admin.bot_wide_config()
         await interaction.response.send_message(
-            embed=settings_embed(config, bot_wide, allow_dms_default=self.ctx.allow_dms),
+            embed=settings_embed(
+                config, bot_wide, allow_dms_default=self.services.admin.allow_dms_default
+            ),
             ephemeral=True,
             allowed_mentions=NO_PINGS,
         )
@@ -233,8 +222,8 @@ class ConfigCommands(
 
     @app_commands.command(name="blocked-words-list", description="The words blocked here")
     async def blocked_words_list(self, interaction: discord.Interaction) -> None:
-        guild_id = require_admin(interaction, self.ctx.owner_ids)
-        words = (await self._repo().get(guild_id)).blocked_words
+        guild_id = require_admin(interaction, self.services.owner_ids)
+        words = (await self.services.admin.config(guild_id)).blocked_words
         if not words:
             await _reply(interaction, "No words are blocked here.")
             return
@@ -281,8 +270,8 @@ class ConfigCommands(
 
     @app_commands.command(name="blocked-patterns-list", description="The patterns blocked here")
     async def blocked_patterns_list(self, interaction: discord.Interaction) -> None:
-        guild_id = require_admin(interaction, self.ctx.owner_ids)
-        patterns = (await self._repo().get(guild_id)).blocked_patterns
+        guild_id = require_admin(interaction, self.services.owner_ids)
+        patterns = (await self.services.admin.config(guild_id)).blocked_patterns
         if not patterns:
             await _reply(interaction, "No patterns are blocked here.")
             return
@@ -323,10 +312,10 @@ class ConfigCommands(
     async def dms(
         self, interaction: discord.Interaction, state: Literal["on", "off", "default"]
     ) -> None:
-        require_owner(interaction, self.ctx.owner_ids)
+        require_owner(interaction, self.services.owner_ids)
         value = None if state == "default" else state == "on"
-        after = await self._repo().update(BOT_WIDE, dms_allowed=value)
-        allowed = rules.dms_allowed(after, self.ctx.allow_dms)
+        after = await self.services.admin.set_dms_allowed(value)
+        allowed = rules.dms_allowed(after, self.services.admin.allow_dms_default)
         source = " (the ALLOW_DMS setting)" if value is None else ""
         await _reply(
             interaction,

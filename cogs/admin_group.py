@@ -8,8 +8,8 @@ that server, or a bot owner (BOT_OWNER_IDS).
 
 Use::
 
-    group = AdminGroup(ctx.owner_ids)
-    group.add_command(ConfigCommands(ctx))      # an AdminSubgroup: commands are its methods
+    group = AdminGroup(services.owner_ids)
+    group.add_command(ConfigCommands(services))      # an AdminSubgroup: commands are its methods
     group.add_command(some_group_or_command)    # anything else
     group.protect()                             # after the last add_command
 """
@@ -23,7 +23,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
-from bot.ui.flow import JobContext
+from bot.services import Services
 
 NAME = "wan-admin"
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
@@ -134,10 +134,10 @@ class AdminSubgroup(app_commands.Group):
     mounted.
     """
 
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, services: Services) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.services = services
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        require_admin(interaction, self.ctx.owner_ids)
+        require_admin(interaction, self.services.owner_ids)
         return True

@@ -27,9 +27,11 @@ from discord.ext import commands
 from bot.domain.models import GenerationRequest, Mode, Resolution
 from bot.domain.validation import MAX_N
 from bot.errors import InvalidInput
+from bot.services import Services
+from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
-from bot.ui.flow import JobContext, check_channel_for
-from bot.ui.inputs import Candidate, begin_image_job, message_candidates, precheck
+from bot.ui.flow import begin_job, check_door
+from bot.ui.inputs import Candidate, message_candidates, precheck
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,8 @@ class EditModal(discord.ui.Modal):
 
 
 class ContextMenuCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self._open: dict[str, float] = {}  # modal custom_id -> opened at (monotonic)
         # discord.py has no decorator for context menus inside a cog; an instance-level app
         # command added here is registered with the tree when the cog is added, like the rest.
@@ -155,7 +157,7 @@ class ContextMenuCog(commands.Cog):
     async def edit_with_wan(
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
-        await check_channel_for(interaction, self.ctx)
+        await check_door(InteractionDoor(interaction), self.services)
         candidates = message_candidates(message)
         if not candidates:
             raise InvalidInput(
@@ -185,9 +187,8 @@ class ContextMenuCog(commands.Cog):
         candidates: Sequence[Candidate],
         message_id: int,
     ) -> None:
-        await begin_image_job(
-            interaction, self.ctx, request, candidates, reply_to_message_id=message_id
-        )
+        door = InteractionDoor(interaction, reply_to_message_id=message_id)
+        await begin_job(door, self.services, request, candidates=candidates)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

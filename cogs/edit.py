@@ -8,8 +8,10 @@ from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode, Resolution
 from bot.domain.validation import MAX_N, SEED_MAX
-from bot.ui.flow import JobContext
-from bot.ui.inputs import begin_image_job, from_attachment
+from bot.services import Services
+from bot.ui.doors import InteractionDoor
+from bot.ui.flow import begin_job
+from bot.ui.inputs import from_attachment
 
 # 4K is listed so that picking it gets the reason (the model renders edits and image sets at
 # 2K at most) instead of the option silently not existing.
@@ -25,8 +27,8 @@ def resolution_of(choice: app_commands.Choice[str] | None) -> Resolution | None:
 
 
 class EditCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @app_commands.command(name="edit", description="Change or combine up to 9 images")
     @app_commands.describe(
@@ -72,4 +74,4 @@ class EditCog(commands.Cog):
             seed=seed,
         )
         candidates = [from_attachment(a) for a in attachments if a is not None]
-        await begin_image_job(interaction, self.ctx, request, candidates)
+        await begin_job(InteractionDoor(interaction), self.services, request, candidates=candidates)

@@ -8,15 +8,17 @@ from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode
 from bot.domain.validation import MAX_N_SET, SEED_MAX
-from bot.ui.flow import JobContext, begin_job
+from bot.services import Services
+from bot.ui.doors import InteractionDoor
+from bot.ui.flow import begin_job
 from cogs.edit import RESOLUTION_CHOICES, resolution_of
 
 DEFAULT_SET_SIZE = 4
 
 
 class ImageSetCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @app_commands.command(name="imageset", description="A coherent series of 2-12 pictures")
     @app_commands.describe(
@@ -41,4 +43,4 @@ class ImageSetCog(commands.Cog):
             n=count,
             seed=seed,
         )
-        await begin_job(interaction, self.ctx, request)
+        await begin_job(InteractionDoor(interaction), self.services, request)

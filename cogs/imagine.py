@@ -10,14 +10,16 @@ from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode, Resolution
 from bot.domain.validation import MAX_N, SEED_MAX
-from bot.ui.flow import JobContext, begin_job
+from bot.services import Services
+from bot.ui.doors import InteractionDoor
+from bot.ui.flow import begin_job
 
 AspectRatio = Literal["1:1", "16:9", "4:3", "21:9", "3:4", "9:16", "8:1", "1:8"]
 
 
 class ImagineCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @app_commands.command(name="imagine", description="Make pictures from a text prompt")
     @app_commands.describe(
@@ -50,4 +52,4 @@ class ImagineCog(commands.Cog):
             seed=seed,
             watermark=watermark,
         )
-        await begin_job(interaction, self.ctx, request)
+        await begin_job(InteractionDoor(interaction), self.services, request)

@@ -10,13 +10,13 @@ import discord
 from discord.ext import commands
 
 from bot.jobs.background import TaskGroup
+from bot.services import Services
 from bot.ui import message_flow
-from bot.ui.flow import JobContext
 
 
 class MentionsCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.tasks = TaskGroup("mentions")  # error replies waiting to delete themselves
 
     async def cog_unload(self) -> None:
@@ -27,4 +27,4 @@ class MentionsCog(commands.Cog):
         me_id = message_flow.my_id(message)
         if me_id is None or not message_flow.is_edit_request(message, me_id):
             return
-        await message_flow.start_from_message(message, self.ctx, me_id, tasks=self.tasks)
+        await message_flow.start_from_message(message, self.services, me_id, tasks=self.tasks)

@@ -7,8 +7,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.quota import Usage, fmt_credits
+from bot.services import Services
 from bot.ui import embeds
-from bot.ui.flow import JobContext, role_ids
+from bot.ui.doors import role_ids
 from bot.ui.sink import NO_PINGS
 
 
@@ -40,13 +41,12 @@ def quota_embed(usage: Usage) -> discord.Embed:
 
 
 class QuotaCog(commands.Cog):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @app_commands.command(name="quota", description="How many image credits you have left")
     async def quota(self, interaction: discord.Interaction) -> None:
-        assert self.ctx.quotas is not None
-        usage = await self.ctx.quotas.usage(
+        usage = await self.services.admin.usage(
             interaction.guild_id, interaction.user.id, role_ids(interaction.user)
         )
         await interaction.response.send_message(
@@ -55,11 +55,11 @@ class QuotaCog(commands.Cog):
 
     @app_commands.command(name="queue", description="How busy the bot is, and where you are")
     async def queue(self, interaction: discord.Interaction) -> None:
-        engine = self.ctx.service.engine
-        mine = engine.queued_for(interaction.user.id)
+        standing = self.services.queue.standing(interaction.user.id)
+        mine = standing.mine
         embed = discord.Embed(title="Queue", colour=embeds.BRAND)
-        embed.add_field(name="Rendering now", value=str(engine.inflight), inline=True)
-        embed.add_field(name="Waiting", value=str(engine.queue_depth), inline=True)
+        embed.add_field(name="Rendering now", value=str(standing.rendering), inline=True)
+        embed.add_field(name="Waiting", value=str(standing.waiting), inline=True)
         if mine:
             embed.add_field(
                 name="Your waiting jobs",

@@ -7,14 +7,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidInput
+from bot.services import Services
 from bot.ui import embeds
-from bot.ui.flow import JobContext
 from bot.ui.sink import NO_PINGS
 
 
 class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan image generation"):
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, services: Services) -> None:
+        self.services = services
         super().__init__()
 
     @app_commands.command(name="help", description="What the bot can do, with examples")
@@ -28,7 +28,7 @@ class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan i
     async def info(
         self, interaction: discord.Interaction, job_id: app_commands.Range[str, 1, 32]
     ) -> None:
-        job = await self.ctx.service.get(job_id)
+        job = await self.services.generation.get(job_id)
         # Jobs from other servers or DMs are private to their requester.
         if job.user_id != interaction.user.id and (
             job.guild_id is None or job.guild_id != interaction.guild_id

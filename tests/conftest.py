@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.jobs.credits import CreditMonitor
 from bot.jobs.delivery import DeliverySink, FileSink
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.media import MediaFetcher
@@ -83,6 +84,7 @@ class Harness:
         start: bool = True,
         sinks: dict[str, DeliverySink] | None = None,
         client: WanClient | None = None,
+        credits: CreditMonitor | None = None,
         **config: Any,
     ) -> JobEngine:
         """An engine; one that sets its own rate limit (or callbacks) gets its own client."""
@@ -97,6 +99,7 @@ class Harness:
             fetcher=self.fetcher,
             sinks=sinks or {"test": self.sink, "files": FileSink()},
             config=cfg,
+            credits=credits,
         )
         self.engines.append(engine)
         if start:

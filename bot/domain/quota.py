@@ -117,3 +117,68 @@ class Usage:
 
 def fmt_credits(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Everything the quota rules look at for one request, read in the reserving transaction."""
+
+    usage: Usage
+    guild_running: int
+    blocked: bool
+    last_request_at: float | None
+    spent_today: float = 0.0  # bot-wide, only read when there is a global daily cap
+
+
+def when(unix: float) -> str:
+    """A moment in a member's message: Discord shows it relative and in their own time zone."""
+    return f"<t:{int(unix)}:R>"
+
+
+def refusal(
+    standing: Standing, *, guild_id: int, cost: float, policy: QuotaPolicy, now: float
+) -> str | None:
+    """Why this request may not take ``cost`` credits now, or None when it may. Pure: the store
+    applies the answer inside the transaction that reads ``standing`` and holds the credits."""
+    if standing.blocked:
+        return (
+            "You can't use the image bot here. If you think that's a mistake, ask a server admin."
+        )
+    last = standing.last_request_at
+    if policy.cooldown_seconds > 0 and last is not None and now - last < policy.cooldown_seconds:
+        ready = when(last + policy.cooldown_seconds)
+        return f"Please wait a moment: you can start your next image {ready}."
+    usage = standing.usage
+    if usage.running >= policy.user_concurrent:
+        return (
+            f"You already have {usage.running} image job{'s' if usage.running != 1 else ''} "
+            "running. Wait for one to finish, then try again."
+        )
+    if guild_id and standing.guild_running >= policy.guild_concurrent:
+        return "This server has too many images in progress right now. Try again in a minute."
+    return _over_limit(usage, cost) or _over_cap(standing.spent_today, cost, policy, now)
+
+
+def _over_limit(usage: Usage, cost: float) -> str | None:
+    for left, limit, window, resets in (
+        (usage.daily_left, usage.daily_limit, "daily", usage.day_resets_at),
+        (usage.monthly_left, usage.monthly_limit, "monthly", usage.month_resets_at),
+    ):
+        if left is not None and limit is not None and cost > left + 1e-9:
+            return (
+                f"This needs {fmt_credits(cost)} credits but you have {fmt_credits(left)} of your "
+                f"{fmt_credits(limit)} {window} credits left. Your {window} quota resets "
+                f"{when(resets)}; a server admin can grant you more. Fewer or smaller images "
+                "cost less."
+            )
+    return None
+
+
+def _over_cap(spent_today: float, cost: float, policy: QuotaPolicy, now: float) -> str | None:
+    cap = policy.global_daily_cap
+    if cap is None or spent_today + cost <= cap + 1e-9:
+        return None
+    return (
+        "The bot has reached today's spending limit set by its owner. "
+        f"It resets {when(day_window(now)[1])}."
+    )

@@ -26,6 +26,7 @@ __all__ = [
     "SEED_MAX",
     "effective_resolution",
     "normalise_prompt",
+    "upscale_refusal",
     "validate_request",
 ]
 
@@ -104,6 +105,19 @@ def normalise_prompt(text: str) -> str:
 def effective_resolution(req: GenerationRequest) -> Resolution:
     """The resolution that will be sent: the member's choice or the model default (2K)."""
     return req.resolution or DEFAULT_RESOLUTION
+
+
+def upscale_refusal(req: GenerationRequest) -> str | None:
+    """Why a result cannot be re-rendered at 4K, or None when it can. The one place the rule
+    lives: the Upscale button is shown, and the upscale is made, by this answer."""
+    if req.mode is not Mode.TEXT_TO_IMAGE:
+        return (
+            "Upscale to 4K works only for /imagine results: the model renders edits and "
+            "image sets at 2K at most."
+        )
+    if req.resolution is Resolution.R4K:
+        return "This image is already 4K."
+    return None
 
 
 def validate_request(req: GenerationRequest) -> None:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from bot.domain.quota import (
     Limits,
     QuotaPolicy,
+    Standing,
     Usage,
     day_window,
-    fmt_credits,
     month_window,
     most_generous,
+    refusal,
 )
 from bot.errors import QuotaExceeded
 from bot.store.database import Database
@@ -38,10 +39,6 @@ class Charge:
 
     cost: float
     role_ids: tuple[int, ...] = ()
-
-
-def _ts(unix: float) -> str:
-    return f"<t:{int(unix)}:R>"
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> float:
@@ -90,14 +87,6 @@ SELECT
 """  # noqa: S608 - only constants are interpolated
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    usage: Usage
-    guild_running: int
-    blocked: bool
-    last_request_at: float | None
-
-
 def standing_in(
     conn: sqlite3.Connection,
     *,
@@ -126,11 +115,19 @@ def standing_in(
         month_resets_at=month_end,
         running=int(row[4]),
     )
+    spent_today = 0.0
+    if policy.global_daily_cap is not None:
+        spent_today = _one(
+            conn,
+            f"SELECT SUM({_SPENT}) FROM ledger WHERE created_at >= ?",  # noqa: S608 - constant
+            (day_start,),
+        )
     return Standing(
         usage=usage,
         guild_running=int(row[5]),
         blocked=bool(row[6]),
         last_request_at=row[7],
+        spent_today=spent_today,
     )
 
 
@@ -144,57 +141,19 @@ def reserve(
     policy: QuotaPolicy,
     now: float,
 ) -> None:
-    """Check every rule and hold the credits, inside the caller's write transaction."""
+    """Apply the quota rules (``domain.quota.refusal``) and hold the credits, inside the caller's
+    write transaction: the read, the decision and the insert are one step."""
     gid = guild_id or 0
     standing = standing_in(
         conn, guild_id=gid, user_id=user_id, role_ids=charge.role_ids, policy=policy, now=now
     )
-    if standing.blocked:
-        raise QuotaExceeded(
-            "You can't use the image bot here. If you think that's a mistake, ask a server admin."
-        )
-    last = standing.last_request_at
-    if policy.cooldown_seconds > 0 and last is not None and now - last < policy.cooldown_seconds:
-        ready = _ts(last + policy.cooldown_seconds)
-        raise QuotaExceeded(f"Please wait a moment: you can start your next image {ready}.")
-    usage = standing.usage
-    if usage.running >= policy.user_concurrent:
-        raise QuotaExceeded(
-            f"You already have {usage.running} image job{'s' if usage.running != 1 else ''} "
-            "running. Wait for one to finish, then try again."
-        )
-    if gid and standing.guild_running >= policy.guild_concurrent:
-        raise QuotaExceeded(
-            "This server has too many images in progress right now. Try again in a minute."
-        )
-    cost = charge.cost
-    for left, limit, window, resets in (
-        (usage.daily_left, usage.daily_limit, "daily", usage.day_resets_at),
-        (usage.monthly_left, usage.monthly_limit, "monthly", usage.month_resets_at),
-    ):
-        if left is not None and limit is not None and cost > left + 1e-9:
-            raise QuotaExceeded(
-                f"This needs {fmt_credits(cost)} credits but you have {fmt_credits(left)} of your "
-                f"{fmt_credits(limit)} {window} credits left. Your {window} quota resets "
-                f"{_ts(resets)}; a server admin can grant you more. Fewer or smaller images "
-                "cost less."
-            )
-    if policy.global_daily_cap is not None:
-        day_start, day_end = day_window(now)
-        spent_today = _one(
-            conn,
-            f"SELECT SUM({_SPENT}) FROM ledger WHERE created_at >= ?",  # noqa: S608 - constant
-            (day_start,),
-        )
-        if spent_today + cost > policy.global_daily_cap + 1e-9:
-            raise QuotaExceeded(
-                "The bot has reached today's spending limit set by its owner. "
-                f"It resets {_ts(day_end)}."
-            )
+    reason = refusal(standing, guild_id=gid, cost=charge.cost, policy=policy, now=now)
+    if reason is not None:
+        raise QuotaExceeded(reason)
     conn.execute(
         "INSERT INTO ledger (job_id, user_id, guild_id, reserved, state, created_at)"
         " VALUES (?, ?, ?, ?, 'reserved', ?)",
-        (job_id, user_id, gid, cost, now),
+        (job_id, user_id, gid, charge.cost, now),
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import logging
 import re
-import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Self
@@ -22,15 +21,17 @@ from typing import Any, Self
 import discord
 from discord.ext import commands
 
-from bot.domain.models import Job, Mode, Resolution
-from bot.domain.validation import MAX_PROMPT_CHARS
+from bot.domain.models import GenerationRequest, Job
+from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
 from bot.errors import InvalidInput, UserFacingError
-from bot.generation import no_such_job
+from bot.services import Services
+from bot.services.generation import no_such_job
 from bot.ui import embeds
+from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
-from bot.ui.flow import JobContext, begin_job
+from bot.ui.flow import begin_job
+from bot.ui.result_messages import delete_result, discord_target, result_image_url
 from bot.ui.sink import NO_PINGS
-from bot.ui.target import DiscordTarget
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ _LOOKS = {
     Action.INFO: _Look("Info", "ℹ️", discord.ButtonStyle.secondary),
     Action.DELETE: _Look("Delete", "🗑️", discord.ButtonStyle.danger),
 }
-
-# The JobContext of each running bot. DynamicItems are built by discord.py from a custom_id, so
-# they cannot take constructor arguments; ``register`` hands the context over here instead.
-_contexts: weakref.WeakKeyDictionary[discord.Client, JobContext] = weakref.WeakKeyDictionary()
 
 
 def custom_id(action: Action, job_id: str, image: int | None = None) -> str:
@@ -122,16 +119,17 @@ class ResultButton(
         await _guarded(interaction, self._run(interaction))
 
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
-        ctx = _context(interaction)
-        job = await _job_here(interaction, ctx, self.job_id)
+        services = _services(interaction)
+        generation = services.generation
+        job = await _job_here(interaction, services, self.job_id)
         if self.action is Action.REROLL:
-            await begin_job(interaction, ctx, ctx.service.reroll(job), parent_job_id=job.id)
+            await _begin(interaction, services, generation.reroll(job), job)
         elif self.action is Action.UPSCALE:
-            await begin_job(interaction, ctx, ctx.service.upscale(job), parent_job_id=job.id)
+            await _begin(interaction, services, generation.upscale(job), job)
         elif self.action is Action.VARY:
-            await vary(interaction, ctx, job, self.image or 1)
+            await vary(interaction, services, job, self.image or 1)
         elif self.action is Action.EDIT:
-            await open_edit_form(interaction, ctx, job, self.image or 1)
+            await open_edit_form(interaction, services, job, self.image or 1)
         elif self.action is Action.INFO:
             await interaction.response.send_message(
                 embed=embeds.info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS
@@ -181,12 +179,12 @@ class ImagePicker(
         values = self.item.values
         if not values or not values[0].isdigit():
             raise InvalidInput("Pick one of the images in the menu.")
-        ctx = _context(interaction)
-        job = await _job_here(interaction, ctx, self.job_id)
+        services = _services(interaction)
+        job = await _job_here(interaction, services, self.job_id)
         if self.action is Action.VARY:
-            await vary(interaction, ctx, job, int(values[0]))
+            await vary(interaction, services, job, int(values[0]))
         else:
-            await open_edit_form(interaction, ctx, job, int(values[0]))
+            await open_edit_form(interaction, services, job, int(values[0]))
 
 
 class EditForm(discord.ui.Modal):
@@ -201,19 +199,19 @@ class EditForm(discord.ui.Modal):
         max_length=MAX_PROMPT_CHARS,
     )
 
-    def __init__(self, ctx: JobContext, job_id: str, image: int, count: int) -> None:
+    def __init__(self, services: Services, job_id: str, image: int, count: int) -> None:
         title = "Edit the image" if count == 1 else f"Edit image {image}"
         super().__init__(title=title, timeout=EDIT_MODAL_TIMEOUT)
-        self.ctx = ctx
+        self.services = services
         self.job_id = job_id
         self.image = image
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         # Re-read the job: the form may have been open for a while.
-        job = await _job_here(interaction, self.ctx, self.job_id)
+        job = await _job_here(interaction, self.services, self.job_id)
         url = await result_image_url(interaction, job, self.image)
-        request = self.ctx.service.edit(job, url, self.image, self.instruction.value)
-        await begin_job(interaction, self.ctx, request, parent_job_id=job.id)
+        request = self.services.generation.edit(job, url, self.image, self.instruction.value)
+        await _begin(interaction, self.services, request, job)
 
     # Modal.on_error has no ``item`` argument, unlike BaseView's: discord.py's own typing clash.
     async def on_error(  # type: ignore[override]
@@ -225,17 +223,11 @@ class EditForm(discord.ui.Modal):
 # --- what the sink and the bot call -----------------------------------------------------------
 
 
-def offers_upscale(job: Job) -> bool:
-    """Same rule as GenerationService.upscale: plain text-to-image, not already 4K."""
-    r = job.request
-    return r.mode is Mode.TEXT_TO_IMAGE and r.resolution is not Resolution.R4K
-
-
 def result_view(job: Job, image_count: int) -> discord.ui.View | None:
     """The controls under the last message of a result."""
     view = discord.ui.View(timeout=None)
     jid = job.id
-    upscale = offers_upscale(job)
+    upscale = upscale_refusal(job.request) is None  # the rule GenerationService.upscale applies
     if image_count == 1:
         # Row 0 makes something new, row 1 is about this result.
         view.add_item(ResultButton(Action.REROLL, jid, row=0))
@@ -264,153 +256,45 @@ def result_view(job: Job, image_count: int) -> discord.ui.View | None:
     return view
 
 
-def register(bot: commands.Bot, ctx: JobContext) -> None:
-    """Route presses on every result ever posted, including those from before a restart."""
-    _contexts[bot] = ctx
+def register(bot: commands.Bot) -> None:
+    """Route presses on every result ever posted, including those from before a restart. The
+    items find the bot's services through the interaction's client (``_services``)."""
     bot.add_dynamic_items(ResultButton, ImagePicker)
 
 
 # --- the actions ------------------------------------------------------------------------------
 
 
+async def _begin(
+    interaction: discord.Interaction[Any],
+    services: Services,
+    request: GenerationRequest,
+    parent: Job,
+) -> None:
+    await begin_job(InteractionDoor(interaction), services, request, parent_job_id=parent.id)
+
+
 async def vary(
-    interaction: discord.Interaction[Any], ctx: JobContext, job: Job, image: int
+    interaction: discord.Interaction[Any], services: Services, job: Job, image: int
 ) -> None:
     url = await result_image_url(interaction, job, image)
-    request = ctx.service.vary(job, url, image)
-    await begin_job(interaction, ctx, request, parent_job_id=job.id)
+    await _begin(interaction, services, services.generation.vary(job, url, image), job)
 
 
 async def open_edit_form(
-    interaction: discord.Interaction[Any], ctx: JobContext, job: Job, image: int
+    interaction: discord.Interaction[Any], services: Services, job: Job, image: int
 ) -> None:
     count = len(job.result_urls)
     if not 1 <= image <= max(count, 1):
         raise InvalidInput(f"This result has no image {image}.")
-    await interaction.response.send_modal(EditForm(ctx, job.id, image, count))
+    await interaction.response.send_modal(EditForm(services, job.id, image, count))
 
 
-def may_delete(interaction: discord.Interaction[Any], job: Job) -> bool:
-    """The requester, or someone allowed to delete other people's messages in this channel."""
-    if interaction.user.id == job.user_id:
-        return True
-    # interaction.permissions are the member's resolved permissions in this channel.
-    return interaction.guild_id is not None and interaction.permissions.manage_messages
-
-
-async def delete_result(interaction: discord.Interaction[Any], job: Job) -> None:
-    if not may_delete(interaction, job):
-        raise InvalidInput(
-            f"Only <@{job.user_id}>, who asked for this, or members with the Manage Messages "
-            "permission can delete it."
-        )
-    await interaction.response.defer()  # no reply needed: the messages disappearing is the answer
-    channel = _result_channel(interaction, job)
-    ids = list(dict.fromkeys(_delete_ids(interaction, job)))
-    failed = 0
-    for message_id in ids:
-        try:
-            await channel.get_partial_message(message_id).delete()
-        except discord.NotFound:
-            continue  # already gone
-        except discord.HTTPException as exc:
-            log.warning("job %s: could not delete message %s (%s)", job.id, message_id, exc)
-            failed += 1
-    log.info(
-        "job %s: result deleted by user %s (%d of %d messages)",
-        job.id,
-        interaction.user.id,
-        len(ids) - failed,
-        len(ids),
-    )
-    if failed:
-        raise UserFacingError(
-            "I could not delete all of this result's messages. A moderator can remove the rest."
-        )
-
-
-def _delete_ids(interaction: discord.Interaction[Any], job: Job) -> list[int]:
-    """Every message that shows this result: its parts, and the status message with the prompt."""
-    ids = _part_ids(job)
-    if interaction.message is not None:
-        ids.append(interaction.message.id)
-    target = _discord_target(job)
-    if target is not None and target.status_message_id is not None:
-        ids.append(target.status_message_id)
-    return ids
-
-
-# --- finding the result image -----------------------------------------------------------------
-
-
-async def result_image_url(interaction: discord.Interaction[Any], job: Job, image: int) -> str:
-    """A fresh, signed URL of result image ``image`` (1-based).
-
-    The buttons sit on the last message of a result; a 12-image set is split over two messages,
-    so an image of an earlier part is looked up by fetching that message (ids from the receipt).
-    """
-    count = len(job.result_urls)
-    if not 1 <= image <= max(count, 1):
-        raise InvalidInput(f"This result has no image {image}.")
-    here = interaction.message
-    parts = _part_ids(job)
-    if not parts and here is not None:
-        parts = [here.id]
-    seen = 0
-    for number, message_id in enumerate(parts, start=1):
-        if here is not None and here.id == message_id:
-            attachments = here.attachments
-        else:
-            attachments = await _fetch_part(interaction, job, message_id, number)
-        pictures = [a for a in attachments if _is_image(a)]
-        if image <= seen + len(pictures):
-            return pictures[image - seen - 1].url
-        seen += len(pictures)
-    raise InvalidInput(
-        f"I can't find image {image} of this result any more; part of it may have been deleted."
-    )
-
-
-async def _fetch_part(
-    interaction: discord.Interaction[Any], job: Job, message_id: int, number: int
-) -> list[discord.Attachment]:
-    channel = _result_channel(interaction, job)
-    try:
-        message = await channel.fetch_message(message_id)
-    except discord.NotFound:
-        raise InvalidInput(
-            f"Part {number} of this result was deleted, so I can't use its images any more."
-        ) from None
-    except discord.Forbidden:
-        raise InvalidInput(
-            f"I can't read part {number} of this result: I need the Read Message History "
-            "permission in this channel."
-        ) from None
-    except discord.HTTPException as exc:
-        log.warning("job %s: could not fetch part %d (%s)", job.id, number, exc)
-        raise UserFacingError(
-            "Discord did not let me read that image just now. Try again in a moment."
-        ) from exc
-    return message.attachments
-
-
-def _is_image(attachment: discord.Attachment) -> bool:
-    return attachment.content_type is None or attachment.content_type.startswith("image/")
-
-
-def _part_ids(job: Job) -> list[int]:
-    """The result's message ids in part order, from the sink's receipt ({"1": id, "2": id})."""
-    parts = (job.receipt or {}).get("parts")
-    if not isinstance(parts, dict):
-        return []
-    return [int(parts[k]) for k in sorted(parts, key=int)]
-
-
-async def _job_here(interaction: discord.Interaction[Any], ctx: JobContext, job_id: str) -> Job:
+async def _job_here(interaction: discord.Interaction[Any], services: Services, job_id: str) -> Job:
     """The job a button or form names, only where it was made: a custom id is client data, and
     a forged one must not reach (delete, read, re-run) another server's or DM's result."""
-    job = await ctx.service.get(job_id)
-    target = _discord_target(job)
+    job = await services.generation.get(job_id)
+    target = discord_target(job)
     elsewhere = job.guild_id != interaction.guild_id or (
         job.guild_id is None and (target is None or target.channel_id != interaction.channel_id)
     )
@@ -419,30 +303,16 @@ async def _job_here(interaction: discord.Interaction[Any], ctx: JobContext, job_
     return job
 
 
-def _discord_target(job: Job) -> DiscordTarget | None:
-    try:
-        return DiscordTarget.of(job)
-    except ValueError:
-        return None
-
-
-def _result_channel(interaction: discord.Interaction[Any], job: Job) -> discord.PartialMessageable:
-    target = _discord_target(job)
-    channel_id: int | None = target.channel_id if target is not None else None
-    channel_id = channel_id or interaction.channel_id
-    guild_id = target.guild_id if target is not None else interaction.guild_id
-    client: discord.Client = interaction.client
-    return client.get_partial_messageable(channel_id or 0, guild_id=guild_id)
-
-
 # --- plumbing -----------------------------------------------------------------------------------
 
 
-def _context(interaction: discord.Interaction[Any]) -> JobContext:
-    ctx = _contexts.get(interaction.client)
-    if ctx is None:
+def _services(interaction: discord.Interaction[Any]) -> Services:
+    """DynamicItems are built by discord.py from a custom_id and take no constructor arguments;
+    the bot that received the press carries the services (set once, when it started)."""
+    services = getattr(interaction.client, "services", None)
+    if not isinstance(services, Services):
         raise UserFacingError("I'm still starting up. Try again in a few seconds.")
-    return ctx
+    return services
 
 
 async def _guarded(
@@ -461,9 +331,7 @@ __all__ = [
     "ImagePicker",
     "ResultButton",
     "custom_id",
-    "may_delete",
     "picker_id",
     "register",
-    "result_image_url",
     "result_view",
 ]

@@ -14,10 +14,11 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
-from bot.ui.flow import STATUS_MESSAGE
 from bot.ui.sink import NO_PINGS
 
 log = logging.getLogger(__name__)
+
+STATUS_MESSAGE = "status_message"  # interaction.extras key: a public status message exists
 
 
 async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
@@ -61,7 +62,9 @@ def user_message(error: BaseException) -> str | None:
     return None
 
 
-async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
+def error_text(error: BaseException, *, user_id: int, channel_id: int | None) -> str:
+    """What the member is told: the user message of an expected error, else a generic sentence
+    with a short reference that the log carries with the whole exception."""
     message = user_message(error)
     if message is None:
         ref = secrets.token_hex(3)
@@ -69,14 +72,19 @@ async def handle_error(interaction: discord.Interaction, error: BaseException) -
         log.error(
             "unexpected error (ref %s) for user %s in channel %s",
             ref,
-            interaction.user.id,
-            interaction.channel_id,
+            user_id,
+            channel_id,
             exc_info=original,
         )
-        message = (
+        return (
             f"Something went wrong on our side (reference `{ref}`). Please try again; if it "
             "keeps happening, tell a server admin and quote the reference."
         )
-    else:
-        log.info("user %s: %s", interaction.user.id, message)
-    await reply_ephemeral(interaction, message)
+    log.info("user %s: %s", user_id, message)
+    return message
+
+
+async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """The tree's, every component's and every form's error handler."""
+    text = error_text(error, user_id=interaction.user.id, channel_id=interaction.channel_id)
+    await reply_ephemeral(interaction, text)

@@ -1,160 +1,109 @@
-"""The shared path from a Discord interaction to a running job, used by every command and button.
+"""The one path from any door (command, context menu, button, form, mention) to a running job.
 
-defer (within 3 s) -> check permissions -> status message -> submit. Any UserFacingError raised
-here reaches the tree's error handler, which turns it into an ephemeral reply.
+check the door (DMs, the server's channels, the bot's permissions) -> check what Discord reported
+about input images -> validate the request and apply the server's rules -> acknowledge -> status
+message -> download and check the input images -> submit. Everything that needs no I/O is refused
+before the acknowledgement, so most mistakes get an immediate private answer. Any
+``UserFacingError`` raised here reaches ``doors.report`` (or the tree's handler), which answers the
+member through the same door.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-import discord
-
-from bot.domain.config import BOT_WIDE, GuildConfig, apply_rules, dms_allowed
+from bot.domain.config import GuildConfig, apply_rules, dms_allowed, require_channel
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
-from bot.generation import GenerationService
-from bot.jobs.credits import CreditMonitor
-from bot.media import MediaFetcher
-from bot.store.guild_config import GuildConfigRepository
-from bot.store.jobs import JobRepository
-from bot.store.quotas import QuotaRepository
+from bot.services import Services
 from bot.ui import embeds
-from bot.ui.sink import NO_PINGS
+from bot.ui.doors import Door, Origin
+from bot.ui.inputs import Candidate, precheck, verify
 from bot.ui.target import DiscordTarget
 
 log = logging.getLogger(__name__)
 
-# What the bot needs in a channel to post results there.
-NEEDED = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "attach_files": "Attach Files",
-    "embed_links": "Embed Links",
-}
-
-STATUS_MESSAGE = "status_message"  # interaction.extras key: a public status message exists
+DM_REFUSED = "This bot does not take requests in DMs here. Use it in a server."
 
 
-@dataclass
-class JobContext:
-    """What the flow needs besides the interaction: the core services."""
-
-    service: GenerationService
-    jobs: JobRepository
-    allow_dms: bool = True
-    # Downloads input images for checking (the runtime's fetcher). None: the engine's fetcher.
-    fetcher: MediaFetcher | None = None
-    quotas: QuotaRepository | None = None  # /quota and the admin commands
-    credits: CreditMonitor | None = None  # /wan-admin balance
-    owner_ids: frozenset[int] = frozenset()  # bot owners: admin everywhere
-    configs: GuildConfigRepository | None = None  # per-server rules; None: no rules apply
-
-
-async def server_config(ctx: JobContext, guild_id: int | None) -> GuildConfig:
-    """The rules for a request: its server's, or the bot-wide ones (guild 0) in DMs."""
-    if ctx.configs is None:
-        return GuildConfig()
-    return await ctx.configs.get(BOT_WIDE if guild_id is None else guild_id)
-
-
-def parent_channel_id(channel: object) -> int | None:
-    """The channel a thread belongs to: a thread of an enabled channel is enabled too."""
-    parent = getattr(channel, "parent_id", None)
-    return parent if isinstance(parent, int) else None
-
-
-def role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:
-    """Role ids for quota overrides (members only; DMs have none)."""
-    return tuple(r.id for r in getattr(user, "roles", ()) if not r.is_default())
-
-
-def missing_permissions(perms: discord.Permissions, in_dm: bool) -> list[str]:
-    if in_dm:
-        return []
-    return [label for attr, label in NEEDED.items() if not getattr(perms, attr)]
-
-
-def check_channel(interaction: discord.Interaction, *, allow_dms: bool) -> None:
-    """Refuse early, before anything is spent, when results could not be posted."""
-    in_dm = interaction.guild_id is None
-    if in_dm and not allow_dms:
-        raise InvalidInput("This bot does not take requests in DMs here. Use it in a server.")
-    missing = missing_permissions(interaction.app_permissions, in_dm)
-    if missing:
+async def check_door(door: Door, services: Services) -> GuildConfig:
+    """Refuse early, before anything is fetched or spent, when the result could not be posted
+    here or the request may not come from here. Returns the rules that apply."""
+    origin = door.origin
+    generation = services.generation
+    config = await generation.rules(origin.guild_id)
+    if origin.in_dm and not dms_allowed(config, generation.allow_dms_default):
+        raise InvalidInput(DM_REFUSED)
+    require_channel(config, origin.channel_id, origin.parent_channel_id)
+    if origin.missing:
+        missing = origin.missing
         raise InvalidInput(
             "I can't post images in this channel: I'm missing the "
             f"{', '.join(missing)} permission{'s' if len(missing) > 1 else ''}. "
             "Ask a server admin to grant them, or use me in another channel."
         )
-
-
-async def defer(interaction: discord.Interaction) -> None:
-    """Acknowledge within Discord's 3 seconds; the public status message follows."""
-    if not interaction.response.is_done():
-        await interaction.response.defer(thinking=True)
-        interaction.extras[STATUS_MESSAGE] = True
-
-
-async def admit(
-    interaction: discord.Interaction, ctx: JobContext, request: GenerationRequest
-) -> tuple[GenerationRequest, GuildConfig]:
-    """The checks that need no download: the model's rules, the server's rules, the channel."""
-    validate_request(request)
-    config = await server_config(ctx, interaction.guild_id)
-    request = apply_rules(
-        config,
-        channel_id=interaction.channel_id,
-        parent_channel_id=parent_channel_id(interaction.channel),
-        request=request,
-    )
-    check_channel(interaction, allow_dms=dms_allowed(config, ctx.allow_dms))
-    return request, config
-
-
-async def check_channel_for(interaction: discord.Interaction, ctx: JobContext) -> None:
-    """check_channel with the bot-wide DM switch applied."""
-    config = await server_config(ctx, interaction.guild_id)
-    check_channel(interaction, allow_dms=dms_allowed(config, ctx.allow_dms))
+    return config
 
 
 async def begin_job(
-    interaction: discord.Interaction,
-    ctx: JobContext,
+    door: Door,
+    services: Services,
     request: GenerationRequest,
     *,
+    candidates: Sequence[Candidate] = (),
     parent_job_id: str | None = None,
-    reply_to_message_id: int | None = None,
+    config: GuildConfig | None = None,
 ) -> Job:
-    """Validate, apply the server's rules, defer, show a status message, submit. Returns the
-    stored job."""
-    # Cheap checks first: refuse before deferring so the answer can be ephemeral.
-    request, config = await admit(interaction, ctx, request)
-    await defer(interaction)
-    status = await interaction.edit_original_response(
-        embed=embeds.preparing_embed(request), allowed_mentions=NO_PINGS
+    """Check, acknowledge, show a status message, check the inputs, submit. Returns the job.
+
+    ``candidates`` are input images Discord told us about; their refs replace the request's.
+    ``config`` is the result of ``check_door`` when the caller already ran it.
+    """
+    if config is None:
+        config = await check_door(door, services)
+    if candidates:
+        precheck(candidates)
+        request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
+    validate_request(request)  # the edge: instant feedback (the engine checks again as guard)
+    request = apply_rules(
+        config,
+        channel_id=door.origin.channel_id,
+        parent_channel_id=door.origin.parent_channel_id,
+        request=request,
     )
-    assert interaction.channel_id is not None
-    target = DiscordTarget(
-        channel_id=interaction.channel_id,
-        user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
-        application_id=interaction.application_id,
-        interaction_token=interaction.token,
-        interaction_at=interaction.created_at.timestamp(),
-        status_message_id=status.id,
-        reply_to_message_id=reply_to_message_id,
-        upload_limit=interaction.filesize_limit,
-        spoiler=config.spoiler,
-    )
+    await door.acknowledge()
+    status_id = await door.show_status(embeds.preparing_embed(request))
+    if candidates:
+        # Downloads can take longer than Discord's 3 seconds, so they run after the
+        # acknowledgement; a refusal still reaches the member through the door.
+        refs = await verify(candidates, services.inputs)
+        log.info("user %s: %d input image(s) checked", door.origin.user_id, len(refs))
+        request = dataclasses.replace(request, images=tuple(refs))
+    target = _target(door.origin, status_id, spoiler=config.spoiler)
     # From here on the engine's progress updates keep the status message current.
-    return await ctx.service.submit(
+    return await services.generation.submit(
         request,
-        user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
+        user_id=door.origin.user_id,
+        guild_id=door.origin.guild_id,
         target=target.to_target(),
         parent_job_id=parent_job_id,
-        role_ids=role_ids(interaction.user),
+        role_ids=door.origin.role_ids,
+    )
+
+
+def _target(origin: Origin, status_id: int, *, spoiler: bool) -> DiscordTarget:
+    return DiscordTarget(
+        channel_id=origin.channel_id,
+        user_id=origin.user_id,
+        guild_id=origin.guild_id,
+        application_id=origin.application_id,
+        interaction_token=origin.interaction_token,
+        interaction_at=origin.interaction_at,
+        status_message_id=status_id,
+        reply_to_message_id=origin.reply_to_message_id,
+        upload_limit=origin.upload_limit,
+        spoiler=spoiler,
     )

@@ -4,17 +4,15 @@ Two stages, because an interaction must be acknowledged within 3 seconds:
 
 1. ``precheck``: only what Discord already reported (count, byte size, pixel size). No I/O, so
    it runs before the acknowledgement and most mistakes get an immediate ephemeral answer.
-2. ``verify``: download each image (capped by the fetcher) and check the real bytes: the type is
-   sniffed from the content (a text file named ``.png`` is caught, a PNG named ``.jpg`` passes),
-   then size, sides and ratio again, because Discord's numbers are only a hint.
+2. ``verify``: the input checker service downloads each image and checks the real bytes: the
+   type is sniffed from the content (a text file named ``.png`` is caught, a PNG named ``.jpg``
+   passes), then size, sides and ratio again, because Discord's numbers are only a hint.
 
 Every refusal is an ``InvalidInput`` that names the file and says what to do instead.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
 import posixpath
 from collections.abc import Iterable, Sequence
@@ -25,25 +23,15 @@ from urllib.parse import unquote
 import discord
 from yarl import URL
 
-from bot.domain.models import GenerationRequest, ImageRef, ImageSource, Job
+from bot.domain.models import ImageRef, ImageSource
 from bot.domain.validation import MAX_INPUT_IMAGES
-from bot.errors import InvalidInput, MediaError
-from bot.media import (
-    INPUT_MAX_ASPECT,
-    INPUT_MAX_BYTES,
-    INPUT_MAX_SIDE,
-    INPUT_MIN_SIDE,
-    MediaFetcher,
-    check_input_image_async,
-)
-from bot.ui.flow import JobContext, admit, begin_job, defer
+from bot.errors import InvalidInput
+from bot.media import INPUT_MAX_ASPECT, INPUT_MAX_BYTES, INPUT_MAX_SIDE, INPUT_MIN_SIDE
+from bot.services.inputs import InputChecker
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGES: Final = MAX_INPUT_IMAGES
-#: Parallel downloads per request: fast enough for 9 images, and at most this many 20 MB
-#: bodies are held in memory at once.
-DOWNLOAD_CONCURRENCY: Final = 3
 _MESSAGE_LIMIT: Final = 1900  # Discord allows 2000 characters; leave room for decoration
 
 
@@ -209,70 +197,16 @@ def precheck(candidates: Sequence[Candidate]) -> None:
         raise _refusal(problems)
 
 
-async def _verify_one(c: Candidate, fetcher: MediaFetcher, gate: asyncio.Semaphore) -> str | None:
-    async with gate:
-        try:
-            fetched = await fetcher.fetch(c.url)
-        except MediaError as exc:
-            return f"I couldn't download {c.label}: {exc.user_message}"
-        try:
-            await check_input_image_async(fetched.data, name=c.label)
-        except MediaError as exc:
-            # The member gets the friendly reason; the operator gets Pillow's.
-            log.info("input image refused: %s", exc.detail)
-            return exc.user_message
-    return None
-
-
-async def verify(candidates: Sequence[Candidate], fetcher: MediaFetcher) -> list[ImageRef]:
+async def verify(candidates: Sequence[Candidate], checker: InputChecker) -> list[ImageRef]:
     """Download every image and check its real content. Raises InvalidInput naming each bad
     file; returns the refs in the given order when all are fine."""
-    gate = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
-    problems = await asyncio.gather(*(_verify_one(c, fetcher, gate) for c in candidates))
-    bad = [p for p in problems if p]
+    bad = await checker.problems([(c.url, c.label) for c in candidates])
     if bad:
         raise _refusal(bad)
     return [c.ref() for c in candidates]
 
 
-async def check_images(candidates: Sequence[Candidate], fetcher: MediaFetcher) -> list[ImageRef]:
+async def check_images(candidates: Sequence[Candidate], checker: InputChecker) -> list[ImageRef]:
     """Both stages, for callers without a 3-second deadline between them."""
     precheck(candidates)
-    return await verify(candidates, fetcher)
-
-
-def input_fetcher(ctx: JobContext) -> MediaFetcher:
-    # Until the app passes its fetcher in, the engine's (the same runtime object) is used.
-    return ctx.fetcher or ctx.service.engine.fetcher
-
-
-# --- the interaction path ----------------------------------------------------------------------
-
-
-async def begin_image_job(
-    interaction: discord.Interaction,
-    ctx: JobContext,
-    request: GenerationRequest,
-    candidates: Sequence[Candidate],
-    *,
-    reply_to_message_id: int | None = None,
-) -> Job:
-    """Like ``flow.begin_job``, with input images checked first.
-
-    Everything that needs no I/O is refused before the acknowledgement (an immediate ephemeral
-    answer). Downloads can take longer than Discord's 3 seconds, so they run after ``defer``;
-    a refusal then still reaches the member privately (the error handler removes the public
-    "thinking…" message and answers with an ephemeral followup).
-    """
-    request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
-    precheck(candidates)
-    await admit(interaction, ctx, request)  # server rules and channel before any download
-    await defer(interaction)
-    refs = await verify(candidates, input_fetcher(ctx))
-    log.info("user %s: %d input image(s) checked", interaction.user.id, len(refs))
-    return await begin_job(
-        interaction,
-        ctx,
-        dataclasses.replace(request, images=tuple(refs)),
-        reply_to_message_id=reply_to_message_id,
-    )
+    return await verify(candidates, checker)

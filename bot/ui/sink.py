@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
@@ -23,7 +23,6 @@ from bot.domain.models import Job, ResultImage
 from bot.errors import MediaError
 from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress
 from bot.media import fit_image_async
-from bot.store.jobs import JobRepository
 from bot.ui import embeds
 from bot.ui.target import DiscordTarget
 
@@ -39,6 +38,8 @@ TOO_LARGE_MESSAGE = (
 NOT_CHARGED = "Nothing was charged."
 
 ViewFactory = Callable[[Job, int], discord.ui.View | None]
+# Records a multi-part delivery's progress, so a retry skips the parts already posted.
+SaveReceipt = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 # Discord JSON error codes that mean "this target is gone for good".
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, MISSING_ACCESS, MISSING_PERMISSIONS = 10003, 10008, 50001, 50013
@@ -72,13 +73,13 @@ class DiscordSink:
     def __init__(
         self,
         client: discord.Client,
-        jobs: JobRepository,
+        save_receipt: SaveReceipt,
         *,
         view_factory: ViewFactory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
-        self.jobs = jobs
+        self._save_receipt = save_receipt
         self.view_factory = view_factory
         self.clock = clock
 
@@ -151,7 +152,7 @@ class DiscordSink:
                     return {**receipt, **failure, UNDELIVERED: "too-large"}
             sent[key] = message_id
             receipt["parts"] = sent
-            await self.jobs.save_partial_receipt(job.id, receipt)
+            await self._save_receipt(job.id, receipt)
         first = sent.get("1")
         jump = self._jump_url(target, first) if first else None
         await self._edit_status(job, target, embed=embeds.done_embed(job, jump))

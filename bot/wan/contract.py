@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Mode
-from bot.domain.validation import effective_resolution, normalise_prompt, validate_request
+from bot.domain.validation import effective_resolution, normalise_prompt
 from bot.errors import InvalidInput
 from bot.wan.types import MODEL_ID, ModelSchema
 
@@ -153,12 +153,12 @@ class Contract:
     # --- building requests ------------------------------------------------------------------
 
     def build_input(self, req: GenerationRequest, image_urls: Sequence[str]) -> dict[str, Any]:
-        """Validate ``req`` and return crun's ``input`` object for it.
+        """Return crun's ``input`` object for ``req``, which was validated on its way in (at the
+        edge for instant feedback, by the engine as the guard; never a third time here).
 
         ``image_urls`` are URLs crun can fetch, one per ``req.images``, in the same order (the
         prompt may refer to "image 1", "image 2").
         """
-        validate_request(req)
         if len(image_urls) != len(req.images):
             raise ValueError(
                 f"got {len(image_urls)} image URL(s) for {len(req.images)} input image(s)"

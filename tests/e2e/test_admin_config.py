@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,22 +10,20 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from PIL import Image
 
 import bot.app
-from bot.store.database import Database
 from bot.ui.errors import handle_error
 from cogs.admin_config import ConfigCommands
 from cogs.admin_group import AdminGroup
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
     CB_MESSAGE,
     DiscordFake,
-    FakeChannel,
     FakeMember,
     InteractionHandle,
 )
+from tests.helpers import png
+from tests.world import WanWorld, ephemeral_reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,11 +48,6 @@ def config_commands_mounted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def make_admin(wan: WanWorld) -> FakeMember:
-    role = wan.fake.add_role(wan.guild, "admins", discord.Permissions(manage_guild=True).value)
-    return wan.fake.add_member(wan.guild, username="admin", roles=[role])
-
-
 async def admin_cmd(
     wan: WanWorld, who: FakeMember, name: str, **options: object
 ) -> InteractionHandle:
@@ -71,31 +63,11 @@ def content(handle: InteractionHandle) -> str:
     return handle.original.content
 
 
-async def imagine(
-    wan: WanWorld, channel: FakeChannel | None = None, **options: object
-) -> InteractionHandle:
-    options.setdefault("prompt", "a lighthouse")
-    handle = await wan.fake.slash(wan.alice, wan.guild, channel or wan.channel, "imagine", options)
-    await handle.wait_response()
-    return handle
-
-
-async def refusal(handle: InteractionHandle) -> str:
-    """An immediate private refusal: no public status message, nothing deferred."""
-    response = await handle.wait_response()
-    assert response.type == CB_MESSAGE
-    assert handle.ephemeral
-    return content(handle)
-
-
 async def stored_jobs(wan: WanWorld) -> int:
-    db = await Database.open(wan.tmp_path / "wanbot.sqlite3")
-    try:
+    async with wan.database() as db:
         row = await db.fetchone("SELECT COUNT(*) FROM jobs")
-        assert row is not None
-        return int(row[0])
-    finally:
-        await db.close()
+    assert row is not None
+    return int(row[0])
 
 
 async def nothing_spent(wan: WanWorld) -> None:
@@ -103,20 +75,12 @@ async def nothing_spent(wan: WanWorld) -> None:
     assert await stored_jobs(wan) == 0
 
 
-def results(wan: WanWorld, channel: FakeChannel) -> list[Any]:
-    return [
-        m
-        for m in wan.fake.messages[channel.id]
-        if m.author.id == wan.fake.bot_user.id and m.attachments
-    ]
-
-
 # --- permissions --------------------------------------------------------------------------
 
 
 async def test_members_without_manage_server_are_refused_server_side(wan: WanWorld) -> None:
     other = wan.fake.add_channel(wan.guild, "bots")
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         # The fake lets anyone send the command (as Discord does once a server's admins loosen
         # its permissions); the bot must refuse by itself. mod has Manage Messages only.
@@ -141,15 +105,15 @@ async def test_members_without_manage_server_are_refused_server_side(wan: WanWor
 
 async def test_allowed_channels_refuse_elsewhere_and_spend_nothing(wan: WanWorld) -> None:
     bots = wan.fake.add_channel(wan.guild, "bots")
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         added = await admin_cmd(wan, admin, "channels-add", channel=bots)
         assert f"<#{bots.id}>" in content(added)
-        text = await refusal(await imagine(wan))
+        text = await ephemeral_reply(await wan.imagine("a lighthouse"))
         assert text == f"Image generation isn't enabled in this channel. Try <#{bots.id}>."
         await nothing_spent(wan)
         # In the enabled channel it runs.
-        ok = await imagine(wan, bots)
+        ok = await wan.imagine("a lighthouse", channel=bots)
         assert ok.response_type == CB_DEFERRED_MESSAGE
         await wan.fake.wait_message(bots, lambda m: bool(m.attachments), timeout=15)
         show = await admin_cmd(wan, admin, "show")
@@ -158,7 +122,7 @@ async def test_allowed_channels_refuse_elsewhere_and_spend_nothing(wan: WanWorld
         # Removing the last channel allows every channel again, and says so.
         removed = await admin_cmd(wan, admin, "channels-remove", channel=bots)
         assert "every" in content(removed)
-        again = await imagine(wan)
+        again = await wan.imagine("a lighthouse")
         assert again.response_type == CB_DEFERRED_MESSAGE
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
     assert wan.crun.calls["create"] == 2
@@ -166,13 +130,11 @@ async def test_allowed_channels_refuse_elsewhere_and_spend_nothing(wan: WanWorld
 
 async def test_allowed_channels_apply_to_the_mention_path(wan: WanWorld) -> None:
     bots = wan.fake.add_channel(wan.guild, "bots")
-    admin = make_admin(wan)
-    buf = io.BytesIO()
-    Image.new("RGB", (300, 300), (10, 20, 30)).save(buf, format="PNG")
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         await admin_cmd(wan, admin, "channels-add", channel=bots)
         source = await wan.fake.post_user_message(
-            wan.channel, wan.bob, "my cat", attachments=[("cat.png", buf.getvalue())]
+            wan.channel, wan.bob, "my cat", attachments=[("cat.png", png(300, 300, (10, 20, 30)))]
         )
         ask = await wan.fake.post_user_message(
             wan.channel, wan.alice, f"<@{wan.fake.bot_user.id}> add a hat", reference=source
@@ -191,11 +153,11 @@ async def test_allowed_channels_apply_to_the_mention_path(wan: WanWorld) -> None
 
 
 async def test_blocked_word_is_refused_privately_without_echoing_it(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         added = await admin_cmd(wan, admin, "blocked-words-add", words="zebracorn, gore")
         assert "Blocked 2 words" in content(added)
-        text = await refusal(await imagine(wan, prompt="a Z3BRAC0RN in the fog"))
+        text = await ephemeral_reply(await wan.imagine("a Z3BRAC0RN in the fog"))
         assert "doesn't allow" in text
         assert "zebracorn" not in text.casefold()
         assert "z3brac0rn" not in text.casefold()
@@ -205,7 +167,7 @@ async def test_blocked_word_is_refused_privately_without_echoing_it(wan: WanWorl
 
 
 async def test_bad_patterns_are_refused_and_good_ones_block(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         slow = await admin_cmd(wan, admin, "blocked-patterns-add", pattern="(a+)+$")
         assert "slow" in content(slow)
@@ -213,7 +175,7 @@ async def test_bad_patterns_are_refused_and_good_ones_block(wan: WanWorld) -> No
         assert "not a valid regular expression" in content(broken)
         good = await admin_cmd(wan, admin, "blocked-patterns-add", pattern=r"\bdrag(on|ons)\b")
         assert "Added" in content(good)
-        text = await refusal(await imagine(wan, prompt="two DRAGONS fighting"))
+        text = await ephemeral_reply(await wan.imagine("two DRAGONS fighting"))
         assert "doesn't allow" in text
         listed = await admin_cmd(wan, admin, "blocked-patterns-list")
         assert r"\bdrag(on|ons)\b" in content(listed)
@@ -225,23 +187,23 @@ async def test_bad_patterns_are_refused_and_good_ones_block(wan: WanWorld) -> No
 
 
 async def test_max_resolution_refuses_4k(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         await admin_cmd(wan, admin, "resolution-max", resolution="2K")
-        text = await refusal(await imagine(wan, resolution="4K"))
+        text = await ephemeral_reply(await wan.imagine("a lighthouse", resolution="4K"))
     assert text == "This server allows at most 2K. Choose 1K or 2K and try again."
     await nothing_spent(wan)
 
 
 async def test_default_resolution_is_sent_to_crun(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         too_high = await admin_cmd(wan, admin, "resolution-max", resolution="2K")
         assert "at most 2K" in content(too_high)
         refused = await admin_cmd(wan, admin, "resolution-default", resolution="4K")
         assert "maximum is 2K" in content(refused)
         await admin_cmd(wan, admin, "resolution-default", resolution="1K")
-        await imagine(wan)
+        await wan.imagine("a lighthouse")
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
     [create] = wan.crun.requests_for("create")
     assert create["input"]["resolution"] == "1K"
@@ -251,20 +213,20 @@ async def test_default_resolution_is_sent_to_crun(wan: WanWorld) -> None:
 
 
 async def test_spoiler_setting_posts_results_as_spoilers(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     async with wan.fake.running(wan.bot()):
         await admin_cmd(wan, admin, "spoiler", state="on")
         show = await admin_cmd(wan, admin, "show")
         assert show.original is not None
         fields = {f["name"]: f["value"] for f in show.original.embeds[0]["fields"]}
         assert fields["Spoilers"] == "every result"
-        await imagine(wan, count=2)
+        await wan.imagine("a lighthouse", count=2)
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
         assert [a.filename.startswith("SPOILER_") for a in result.attachments] == [True, True]
         await admin_cmd(wan, admin, "spoiler", state="off")
-        await imagine(wan)
-        await wan.fake.wait_for(lambda: len(results(wan, wan.channel)) == 2, 15, "second result")
-    plain = results(wan, wan.channel)[1]
+        await wan.imagine("a lighthouse")
+        await wan.fake.wait_for(lambda: len(wan.results(bot_only=True)) == 2, 15, "second result")
+    plain = wan.results(bot_only=True)[1]
     assert not any(a.filename.startswith("SPOILER_") for a in plain.attachments)
 
 
@@ -278,7 +240,7 @@ async def test_bot_owner_switches_dms_off_for_everyone(wan: WanWorld) -> None:
         assert "refused" in content(switched)
         dm = wan.fake.dm_channel(wan.alice.user)
         handle = await wan.fake.slash(wan.alice.user, None, dm, "imagine", {"prompt": "a fox"})
-        assert "DMs" in await refusal(handle)
+        assert "DMs" in await ephemeral_reply(handle)
         show = await admin_cmd(wan, wan.bob, "show")
         assert show.original is not None
         fields = {f["name"]: f["value"] for f in show.original.embeds[0]["fields"]}
@@ -287,11 +249,11 @@ async def test_bot_owner_switches_dms_off_for_everyone(wan: WanWorld) -> None:
 
 
 async def test_alerts_channel_is_stored(wan: WanWorld) -> None:
-    admin = make_admin(wan)
+    admin = wan.add_admin()
     alerts = wan.fake.add_channel(wan.guild, "alerts")
     async with wan.fake.running(wan.bot()) as client:
         await admin_cmd(wan, admin, "alerts-channel-set", channel=alerts)
-        ctx = client.ctx  # type: ignore[attr-defined]
+        ctx = client.runtime  # type: ignore[attr-defined]
         assert (await ctx.configs.get(wan.guild.id)).alerts_channel_id == alerts.id
         await admin_cmd(wan, admin, "alerts-channel-clear")
         assert (await ctx.configs.get(wan.guild.id)).alerts_channel_id is None

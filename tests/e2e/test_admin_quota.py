@@ -8,24 +8,10 @@ import discord
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import FakeMember, InteractionHandle
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def admin(wan: WanWorld) -> FakeMember:
-    role = wan.fake.add_role(wan.guild, "admins", discord.Permissions(manage_guild=True).value)
-    return wan.fake.add_member(wan.guild, username="owner", roles=[role])
-
-
-async def run(wan: WanWorld, who: FakeMember, name: str, **options: object) -> InteractionHandle:
-    handle = await wan.fake.slash(who, wan.guild, wan.channel, name, options)
-    await handle.wait_response()
-    await handle.wait_until(
-        lambda h: (h.original is not None and not h.original.loading) or bool(h.followups)
-    )
-    return handle
 
 
 def text(handle: InteractionHandle) -> str:
@@ -35,8 +21,7 @@ def text(handle: InteractionHandle) -> str:
 
 
 async def imagine_reply(wan: WanWorld, who: FakeMember) -> str:
-    handle = await wan.fake.slash(who, wan.guild, wan.channel, "imagine", {"prompt": "a fox"})
-    await handle.wait_response()
+    handle = await wan.imagine(user=who)
     await handle.wait_until(lambda h: bool(h.followups) or (h.original and h.original.embeds))
     await wan.fake.wait_bot_idle()
     return text(handle)
@@ -46,45 +31,45 @@ async def test_admin_commands_are_checked_server_side(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
         # The fake, like a server whose admins loosened the command's permissions, lets
         # alice invoke it: the bot itself must refuse.
-        handle = await run(wan, wan.alice, "wan-admin quota set-user", member=wan.bob, daily=0)
+        handle = await wan.command(wan.alice, "wan-admin quota set-user", member=wan.bob, daily=0)
         assert handle.ephemeral
         assert "Manage Server" in text(handle)
-        blocked = await run(wan, wan.alice, "wan-admin block", member=wan.bob)
+        blocked = await wan.command(wan.alice, "wan-admin block", member=wan.bob)
         assert "Manage Server" in text(blocked)
     synced = next(c for c in wan.fake.global_commands if c["name"] == "wan-admin")
     assert int(synced["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
 
 
 async def test_limits_grants_resets_and_blocks(wan: WanWorld) -> None:
-    boss = admin(wan)
+    boss = wan.add_admin("owner")
     async with wan.fake.running(wan.bot()):
         wan.crun.credits_per_image = 1
-        done = await run(wan, boss, "wan-admin quota set-user", member=wan.alice, daily=1)
+        done = await wan.command(boss, "wan-admin quota set-user", member=wan.alice, daily=1)
         assert "daily 1, monthly unlimited" in text(done)
         await imagine_reply(wan, wan.alice)
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
         assert "quota resets" in await imagine_reply(wan, wan.alice)
 
-        await run(wan, boss, "wan-admin quota grant", member=wan.alice, credits=1)
+        await wan.command(boss, "wan-admin quota grant", member=wan.alice, credits=1)
         assert "quota resets" not in await imagine_reply(wan, wan.alice)
 
-        shown = await run(wan, boss, "wan-admin quota show", member=wan.alice)
+        shown = await wan.command(boss, "wan-admin quota show", member=wan.alice)
         assert shown.original is not None
         assert "of 2 used" in shown.original.embeds[0]["fields"][0]["value"]
 
-        await run(wan, boss, "wan-admin block", member=wan.bob, reason="spam")
+        await wan.command(boss, "wan-admin block", member=wan.bob, reason="spam")
         assert "can't use the image bot" in await imagine_reply(wan, wan.bob)
-        await run(wan, boss, "wan-admin unblock", member=wan.bob)
-        listed = await run(wan, boss, "wan-admin quota list")
+        await wan.command(boss, "wan-admin unblock", member=wan.bob)
+        listed = await wan.command(boss, "wan-admin quota list")
         assert f"<@{wan.alice.id}>: daily 1" in text(listed)
 
 
 async def test_usage_balance_and_forget(wan: WanWorld) -> None:
-    boss = admin(wan)
+    boss = wan.add_admin("owner")
     async with wan.fake.running(wan.bot()):
         await imagine_reply(wan, wan.alice)
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
-        usage = await run(wan, boss, "wan-admin usage", days=7)
+        usage = await wan.command(boss, "wan-admin usage", days=7)
         reply = usage.followups[-1] if usage.followups else usage.original
         assert reply is not None
         assert "alice" in reply.content
@@ -92,10 +77,10 @@ async def test_usage_balance_and_forget(wan: WanWorld) -> None:
         with Image.open(io.BytesIO(chart.data)) as im:
             assert im.format == "PNG"
 
-        balance = await run(wan, boss, "wan-admin balance")
+        balance = await wan.command(boss, "wan-admin balance")
         assert "balance: **995** credits" in text(balance)
 
-        refused = await run(wan, boss, "wan-admin forget", member=wan.alice)
+        refused = await wan.command(boss, "wan-admin forget", member=wan.alice)
         assert "confirm" in text(refused)
-        forgot = await run(wan, boss, "wan-admin forget", member=wan.alice, confirm=True)
+        forgot = await wan.command(boss, "wan-admin forget", member=wan.alice, confirm=True)
         assert "Deleted 1 stored job(s)" in text(forgot)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import discord
 import pytest
 
-from tests.e2e.conftest import WanWorld
-from tests.helpers import wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def set_alerts_channel(wan: WanWorld) -> int:
-    role = wan.fake.add_role(wan.guild, "admins", discord.Permissions(manage_guild=True).value)
-    boss = wan.fake.add_member(wan.guild, username="boss", roles=[role])
+    boss = wan.add_admin("boss")
     alerts = wan.fake.add_channel(wan.guild, "bot-alerts")
     handle = await wan.fake.slash(
         boss, wan.guild, wan.channel, "wan-admin config alerts-channel-set", {"channel": alerts}
@@ -40,15 +37,13 @@ async def test_out_of_credits_pauses_requests_until_top_up(wan: WanWorld) -> Non
     async with wan.fake.running(wan.bot()) as bot:
         alerts = await set_alerts_channel(wan)
         wan.crun.balance = 0
-        first = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "x"})
-        await first.wait_response()
+        await wan.imagine("x")
         await wan.fake.wait_message(alerts, lambda m: "out of credits" in m.content, timeout=10)
-        second = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "imagine", {"prompt": "y"})
+        second = await wan.imagine("y", user=wan.bob, wait="sent")
         await second.wait_until(lambda h: any(f.ephemeral for f in h.followups), timeout=10)
         assert any("paused" in f.content for f in second.followups if f.ephemeral)
         wan.crun.balance = 1000
         await bot.runtime.credits.check()
         await wan.fake.wait_message(alerts, lambda m: "recovered" in m.content, timeout=10)
-        third = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "imagine", {"prompt": "z"})
-        await third.wait_response()
-        await wait_until(lambda: len(wan.crun.tasks) == 1, timeout=10, what="a task after top-up")
+        await wan.imagine("z", user=wan.bob)
+        await wan.one_task()  # a task after top-up

@@ -9,16 +9,15 @@ import pytest
 from bot.app import WanBot
 from bot.domain.models import GenerationRequest, Job, Mode
 from bot.ui.target import DiscordTarget
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
     CB_DEFERRED_UPDATE,
     CB_MESSAGE,
     CB_MODAL,
-    FakeMember,
     FakeMessage,
-    InteractionHandle,
 )
+from tests.helpers import uploaded
+from tests.world import WanWorld, button, click, ephemeral_text, job_id_of
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,75 +28,14 @@ IMAGE_SIZE = (256, 256)
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def result_ids(wan: WanWorld) -> set[int]:
-    return {m.id for m in wan.fake.messages[wan.channel.id] if m.attachments}
-
-
-async def next_result(wan: WanWorld, before: set[int], *, timeout: float = 15) -> FakeMessage:  # noqa: ASYNC109
-    """The last message of the next result (the one carrying the buttons)."""
-    return await wan.fake.wait_message(
-        wan.channel,
-        lambda m: bool(m.attachments) and bool(m.components) and m.id not in before,
-        timeout=timeout,
-    )
-
-
-async def imagine(wan: WanWorld, user: FakeMember, prompt: str, **options: Any) -> FakeMessage:
-    before = result_ids(wan)
-    await wan.fake.slash(user, wan.guild, wan.channel, "imagine", {"prompt": prompt, **options})
-    result = await next_result(wan, before)
-    await wan.settle()
-    return result
-
-
-def button(message: FakeMessage, action: str, image: int | None = None) -> str:
-    """The custom_id of ``action`` (rr, up, va, ed, in, rm) on ``message``."""
-    wanted = [
-        c
-        for c in message.custom_ids()
-        if c.split(":")[2] == action and (image is None or c.endswith(f":{image}"))
-    ]
-    assert len(wanted) == 1, f"{action}/{image} not unique in {message.custom_ids()}"
-    return wanted[0]
-
-
-def job_id_of(message: FakeMessage) -> str:
-    return str(message.embeds[0]["footer"]["text"].split()[1])
-
-
 async def job(bot: WanBot, job_id: str) -> Job:
-    found = await bot.ctx.jobs.get(job_id)
+    found = await bot.runtime.jobs.get(job_id)
     assert found is not None
     return found
 
 
 def creates(wan: WanWorld) -> list[dict[str, Any]]:
     return [body["input"] for body in wan.crun.requests_for("create")]
-
-
-def uploaded_bytes(wan: WanWorld, file_url: str) -> bytes:
-    """What the bot uploaded to crun for an input image (crun's file URL -> the bytes)."""
-    upload_id = file_url.rsplit("/", 1)[-1].split(".", 1)[0]
-    return wan.crun.uploads[upload_id]
-
-
-async def click(
-    wan: WanWorld, user: FakeMember, message: FakeMessage, custom_id: str, **kw: Any
-) -> InteractionHandle:
-    await wan.settle()
-    return await wan.fake.click(user, message, custom_id, **kw)
-
-
-async def ephemeral_text(handle: InteractionHandle) -> str:
-    """The ephemeral answer to an interaction, as a reply or as a followup."""
-    response = await handle.wait_response()
-    if response.type == CB_MESSAGE:
-        assert handle.ephemeral
-        assert handle.original is not None
-        return handle.original.content
-    followup = await handle.wait_followup()
-    assert followup.ephemeral
-    return followup.content
 
 
 def labels(message: FakeMessage) -> list[list[str]]:
@@ -113,9 +51,9 @@ def labels(message: FakeMessage) -> list[list[str]]:
 
 async def test_single_and_multi_image_results_get_the_right_controls(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        single = await imagine(wan, wan.alice, "one cat")
-        four = await imagine(wan, wan.alice, "four cats", count=4)
-        four_k = await imagine(wan, wan.alice, "a 4K cat", resolution="4K")
+        single = await wan.imagine_result("one cat")
+        four = await wan.imagine_result("four cats", count=4)
+        four_k = await wan.imagine_result("a 4K cat", resolution="4K")
     assert labels(single) == [["Reroll", "Vary", "Edit", "Upscale 4K"], ["Info", "Delete"]]
     assert labels(four) == [
         ["Reroll", "Upscale 4K", "Info", "Delete"],
@@ -143,11 +81,11 @@ async def test_reroll_is_the_same_request_with_a_new_seed_charged_to_the_presser
     async with wan.fake.running(wan.bot()) as client:
         bot = client
         assert isinstance(bot, WanBot)
-        first = await imagine(wan, wan.alice, "a red fox in snow", seed=42, aspect_ratio="16:9")
-        before = result_ids(wan)
+        first = await wan.imagine_result("a red fox in snow", seed=42, aspect_ratio="16:9")
+        before = wan.result_ids()
         handle = await click(wan, wan.bob, first, button(first, "rr"))
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        second = await next_result(wan, before)
+        second = await wan.next_result(before)
         await wan.settle()
 
         original, reroll = creates(wan)
@@ -163,10 +101,10 @@ async def test_reroll_is_the_same_request_with_a_new_seed_charged_to_the_presser
 
 async def test_upscale_rerenders_at_4k_with_the_same_prompt_and_seed(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "a lighthouse at dusk", resolution="1K", seed=7)
-        before = result_ids(wan)
+        first = await wan.imagine_result("a lighthouse at dusk", resolution="1K", seed=7)
+        before = wan.result_ids()
         await click(wan, wan.alice, first, button(first, "up"))
-        upscaled = await next_result(wan, before)
+        upscaled = await wan.next_result(before)
         await wan.settle()
     original, up = creates(wan)
     assert original["resolution"] == "1K"
@@ -183,17 +121,17 @@ async def test_upscale_rerenders_at_4k_with_the_same_prompt_and_seed(wan: WanWor
 async def test_vary_uses_the_result_image_as_reference_with_a_new_seed(wan: WanWorld) -> None:
     wan.crun.image_size = IMAGE_SIZE
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "a paper boat", seed=5)
-        before = result_ids(wan)
+        first = await wan.imagine_result("a paper boat", seed=5)
+        before = wan.result_ids()
         handle = await click(wan, wan.bob, first, button(first, "va"))
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        varied = await next_result(wan, before)
+        varied = await wan.next_result(before)
         await wan.settle()
     _, vary = creates(wan)
     assert vary["prompt"] == "a paper boat"
     assert vary["seed"] != 5
     assert len(vary["img_urls"]) == 1
-    assert uploaded_bytes(wan, vary["img_urls"][0]) == first.attachments[0].data
+    assert uploaded(wan.crun, vary["img_urls"][0]) == first.attachments[0].data
     # Edits are rendered at 2K at most: no Upscale on them.
     assert not [c for c in varied.custom_ids() if c.split(":")[2] == "up"]
 
@@ -201,7 +139,7 @@ async def test_vary_uses_the_result_image_as_reference_with_a_new_seed(wan: WanW
 async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
     wan.crun.image_size = IMAGE_SIZE
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "four owls", count=4)
+        first = await wan.imagine_result("four owls", count=4)
         assert len(first.attachments) == 4
         assert len({a.data for a in first.attachments}) == 4  # the images really differ
         # One button per image for Vary and for Edit.
@@ -209,14 +147,14 @@ async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
             button(first, "va", k)
             button(first, "ed", k)
 
-        before = result_ids(wan)
+        before = wan.result_ids()
         await click(wan, wan.bob, first, button(first, "va", 2))
-        await next_result(wan, before)
+        await wan.next_result(before)
         await wan.settle()
         vary = creates(wan)[1]
-        assert uploaded_bytes(wan, vary["img_urls"][0]) == first.attachments[1].data
+        assert uploaded(wan.crun, vary["img_urls"][0]) == first.attachments[1].data
 
-        before = result_ids(wan)
+        before = wan.result_ids()
         opener = await click(wan, wan.bob, first, button(first, "ed", 4))
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
@@ -224,11 +162,11 @@ async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
         await wan.fake.submit_modal(
             wan.bob, opener.modal["custom_id"], {"instruction": "give them hats"}
         )
-        await next_result(wan, before)
+        await wan.next_result(before)
         await wan.settle()
         edit = creates(wan)[2]
         assert edit["prompt"] == "give them hats"
-        assert uploaded_bytes(wan, edit["img_urls"][0]) == first.attachments[3].data
+        assert uploaded(wan.crun, edit["img_urls"][0]) == first.attachments[3].data
 
 
 async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld) -> None:
@@ -236,8 +174,8 @@ async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld)
     async with wan.fake.running(wan.bot()) as client:
         bot = client
         assert isinstance(bot, WanBot)
-        first = await imagine(wan, wan.alice, "a cabin in a forest")
-        before = result_ids(wan)
+        first = await wan.imagine_result("a cabin in a forest")
+        before = wan.result_ids()
         opener = await click(wan, wan.bob, first, button(first, "ed"))
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
@@ -246,12 +184,12 @@ async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld)
             wan.bob, opener.modal["custom_id"], {"instruction": "make it winter at night"}
         )
         assert (await submitted.wait_response()).type == CB_DEFERRED_MESSAGE
-        edited = await next_result(wan, before)
+        edited = await wan.next_result(before)
         await wan.settle()
 
         _, edit = creates(wan)
         assert edit["prompt"] == "make it winter at night"
-        assert uploaded_bytes(wan, edit["img_urls"][0]) == first.attachments[0].data
+        assert uploaded(wan.crun, edit["img_urls"][0]) == first.attachments[0].data
         new = await job(bot, job_id_of(edited))
         assert new.request.mode is Mode.EDIT
         assert new.user_id == wan.bob.id
@@ -261,10 +199,10 @@ async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld)
 async def test_upscale_is_absent_on_edits_and_refused_if_pressed_anyway(wan: WanWorld) -> None:
     wan.crun.image_size = IMAGE_SIZE
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "a teapot")
-        before = result_ids(wan)
+        first = await wan.imagine_result("a teapot")
+        before = wan.result_ids()
         await click(wan, wan.alice, first, button(first, "va"))
-        edit_result = await next_result(wan, before)
+        edit_result = await wan.next_result(before)
         await wan.settle()
         assert not [c for c in edit_result.custom_ids() if c.split(":")[2] == "up"]
 
@@ -290,7 +228,7 @@ async def test_upscale_is_absent_on_edits_and_refused_if_pressed_anyway(wan: Wan
 async def test_info_is_ephemeral_and_shows_the_full_prompt(wan: WanWorld) -> None:
     prompt = " ".join(f"word{i}" for i in range(200))  # ~1,400 characters
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, prompt)
+        first = await wan.imagine_result(prompt)
         assert prompt not in first.embeds[0]["description"]  # the result embed clips it
         handle = await click(wan, wan.bob, first, button(first, "in"))
         assert (await handle.wait_response()).type == CB_MESSAGE
@@ -307,7 +245,7 @@ async def test_info_is_ephemeral_and_shows_the_full_prompt(wan: WanWorld) -> Non
 
 async def test_delete_by_a_stranger_is_refused_and_by_a_moderator_works(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "a secret")
+        first = await wan.imagine_result("a secret")
         refused = await click(wan, wan.bob, first, button(first, "rm"))
         text = await ephemeral_text(refused)
         await wan.settle()
@@ -329,7 +267,7 @@ async def test_delete_by_the_requester_removes_the_result_and_its_status_message
     async with wan.fake.running(wan.bot()) as client:
         bot = client
         assert isinstance(bot, WanBot)
-        first = await imagine(wan, wan.alice, "oops, wrong prompt")
+        first = await wan.imagine_result("oops, wrong prompt")
         target = DiscordTarget.of(await job(bot, job_id_of(first)))
         assert target.status_message_id is not None
         status = wan.fake.get_message(wan.channel.id, target.status_message_id)
@@ -348,17 +286,17 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
     async with wan.fake.running(wan.bot()) as client:
         bot = client
         assert isinstance(bot, WanBot)
-        before = result_ids(wan)
+        before = wan.result_ids()
         target = DiscordTarget(
             channel_id=wan.channel.id, user_id=wan.alice.id, guild_id=wan.guild.id
         )
-        await bot.ctx.service.submit(
+        await bot.runtime.services.generation.submit(
             GenerationRequest(prompt="a comic about a cat", mode=Mode.IMAGE_SET, n=12),
             user_id=wan.alice.id,
             guild_id=wan.guild.id,
             target=target.to_target(),
         )
-        last = await next_result(wan, before)
+        last = await wan.next_result(before)
         first_part = next(
             m
             for m in wan.fake.messages[wan.channel.id]
@@ -374,24 +312,24 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
         ]
 
         # Image 3 is on the first message: the bot fetches it.
-        before = result_ids(wan)
+        before = wan.result_ids()
         opener = await click(wan, wan.bob, last, edit_menu["custom_id"], values=["3"])
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
         await wan.fake.submit_modal(wan.bob, opener.modal["custom_id"], {"instruction": "in blue"})
-        await next_result(wan, before)
+        await wan.next_result(before)
         await wan.settle()
         edit = creates(wan)[1]
-        assert uploaded_bytes(wan, edit["img_urls"][0]) == first_part.attachments[2].data
+        assert uploaded(wan.crun, edit["img_urls"][0]) == first_part.attachments[2].data
 
         # Image 9 is on the message with the menu itself.
-        before = result_ids(wan)
+        before = wan.result_ids()
         await click(wan, wan.bob, last, vary_menu["custom_id"], values=["9"])
-        await next_result(wan, before)
+        await wan.next_result(before)
         await wan.settle()
         vary = creates(wan)[2]
         assert vary["prompt"] == "a comic about a cat"
-        assert uploaded_bytes(wan, vary["img_urls"][0]) == last.attachments[2].data
+        assert uploaded(wan.crun, vary["img_urls"][0]) == last.attachments[2].data
 
         # Once the first part is gone, its images cannot be used: said so, nothing spent.
         await wan.fake.delete_message(first_part)
@@ -413,21 +351,21 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
 async def test_buttons_keep_working_after_a_restart(wan: WanWorld) -> None:
     wan.crun.image_size = IMAGE_SIZE
     async with wan.fake.running(wan.bot()):
-        first = await imagine(wan, wan.alice, "a sleepy dragon", count=2, seed=99)
+        first = await wan.imagine_result("a sleepy dragon", count=2, seed=99)
     assert wan.crun.calls["create"] == 1
 
     async with wan.fake.running(wan.bot()) as client:
         bot = client
         assert isinstance(bot, WanBot)
-        before = result_ids(wan)
+        before = wan.result_ids()
         await click(wan, wan.bob, first, button(first, "rr"))
-        rerolled = await next_result(wan, before)
+        rerolled = await wan.next_result(before)
         await wan.settle()
         assert (await job(bot, job_id_of(rerolled))).parent_job_id == job_id_of(first)
 
-        before = result_ids(wan)
+        before = wan.result_ids()
         await click(wan, wan.bob, first, button(first, "va", 2))
-        await next_result(wan, before)
+        await wan.next_result(before)
         await wan.settle()
 
         info = await click(wan, wan.bob, first, button(first, "in"))
@@ -445,4 +383,4 @@ async def test_buttons_keep_working_after_a_restart(wan: WanWorld) -> None:
     _, reroll, vary = creates(wan)
     assert reroll["prompt"] == "a sleepy dragon"
     assert reroll["seed"] != 99
-    assert uploaded_bytes(wan, vary["img_urls"][0]) == first.attachments[1].data
+    assert uploaded(wan.crun, vary["img_urls"][0]) == first.attachments[1].data

@@ -3,53 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
 from PIL import Image
 
 from bot.domain.models import DeliveryState, JobStatus
-from bot.store.database import Database
-from bot.store.jobs import JobRepository
-from tests.e2e.conftest import WanWorld
-from tests.e2e.test_discord_faults import the_job
-from tests.fakes.discord_fake import InteractionHandle
-from tests.helpers import wait_until
+from tests.helpers import noise_png, wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def noise_png(side: int) -> bytes:
-    buf = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-async def imagine(wan: WanWorld, prompt: str = "a fox", **kwargs: object) -> InteractionHandle:
-    handle = await wan.fake.slash(
-        wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt}, **kwargs
-    )
-    await handle.wait_response()
-    return handle
-
-
-async def one_task(wan: WanWorld) -> str:
-    await wait_until(lambda: len(wan.crun.tasks) == 1, timeout=10, what="the crun task")
-    return next(iter(wan.crun.tasks))
-
-
-async def job_rows(wan: WanWorld) -> list:
-    db = await Database.open(wan.tmp_path / "wanbot.sqlite3")
-    try:
-        rows = await db.fetchall("SELECT id FROM jobs")
-        repo = JobRepository(db)
-        return [await repo.require(r[0]) for r in rows]
-    finally:
-        await db.close()
-
-
-def results(wan: WanWorld) -> list:
-    return [m for m in wan.fake.messages[wan.channel.id] if m.attachments]
 
 
 async def test_status_edits_move_to_the_channel_route_when_the_token_expires(
@@ -57,8 +19,8 @@ async def test_status_edits_move_to_the_channel_route_when_the_token_expires(
 ) -> None:
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
-        task_id = await one_task(wan)
+        handle = await wan.imagine()
+        task_id = await wan.one_task()
         await handle.wait_original_edit(
             predicate=lambda m: bool(m.embeds) and "working" in m.embeds[0]["title"]
         )
@@ -73,7 +35,7 @@ async def test_status_edits_move_to_the_channel_route_when_the_token_expires(
         status = handle.original
         assert status is not None
         assert "done" in status.embeds[0]["title"]
-    assert len(results(wan)) == 1
+    assert len(wan.results()) == 1
 
 
 async def test_after_the_token_lifetime_no_webhook_is_used(
@@ -81,7 +43,7 @@ async def test_after_the_token_lifetime_no_webhook_is_used(
 ) -> None:
     monkeypatch.setattr("bot.ui.target.TOKEN_TTL", 0.0)  # every job is "older than 14 minutes"
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
+        handle = await wan.imagine()
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
         await wait_until(
             lambda: (
@@ -98,10 +60,10 @@ async def test_after_the_token_lifetime_no_webhook_is_used(
 
 
 async def test_results_are_fitted_to_the_interaction_upload_limit(wan: WanWorld) -> None:
-    wan.crun.image_bytes = noise_png(1024)  # ~3 MB of incompressible PNG
+    wan.crun.image_bytes = noise_png(1024, 1024)  # ~3 MB of incompressible PNG
     limit = 1024 * 1024
     async with wan.fake.running(wan.bot()):
-        await imagine(wan, attachment_size_limit=limit)
+        await wan.imagine(attachment_size_limit=limit)
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=30)
     (attachment,) = result.attachments
     assert len(attachment.data) <= limit
@@ -113,10 +75,10 @@ async def test_results_are_fitted_to_the_interaction_upload_limit(wan: WanWorld)
 
 
 async def test_a_lower_channel_limit_is_met_by_refitting(wan: WanWorld) -> None:
-    wan.crun.image_bytes = noise_png(1024)
+    wan.crun.image_bytes = noise_png(1024, 1024)
     wan.channel.upload_limit = 400 * 1024  # lower than the 8 MiB the interaction claims
     async with wan.fake.running(wan.bot()):
-        await imagine(wan, attachment_size_limit=8 * 1024 * 1024)
+        await wan.imagine(attachment_size_limit=8 * 1024 * 1024)
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=30)
     assert len(result.attachments[0].data) <= 400 * 1024
     rejected = [r for r in wan.fake.requests_to("POST", r"/messages$") if r.status == 413]
@@ -126,15 +88,15 @@ async def test_a_lower_channel_limit_is_met_by_refitting(wan: WanWorld) -> None:
 async def test_failed_generation_is_shown_on_the_status_message(wan: WanWorld) -> None:
     wan.crun.outcome = lambda _input: ("failed", "DataInspectionFailed")
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
+        handle = await wan.imagine()
         await handle.wait_original_edit(
             predicate=lambda m: bool(m.embeds) and "Could not" in m.embeds[0]["title"],
             timeout=15,
         )
         assert handle.original is not None
         assert "content filter" in handle.original.embeds[0]["description"]
-    assert results(wan) == []
-    (job,) = await job_rows(wan)
+    assert wan.results() == []
+    (job,) = await wan.job_rows()
     assert job.status is JobStatus.FAILED
     assert job.delivery_state is DeliveryState.DONE
 
@@ -142,13 +104,13 @@ async def test_failed_generation_is_shown_on_the_status_message(wan: WanWorld) -
 async def test_deleted_channel_gives_up_quietly(wan: WanWorld) -> None:
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        await imagine(wan)
-        task_id = await one_task(wan)
+        await wan.imagine()
+        task_id = await wan.one_task()
         await wan.fake.delete_channel(wan.channel)
         wan.crun.finish(task_id)
 
         async def gave_up() -> bool:
-            (job,) = await job_rows(wan)
+            (job,) = await wan.job_rows()
             return job.delivery_state is DeliveryState.GAVE_UP
 
         await wait_until(gave_up, timeout=15, what="delivery to give up")
@@ -157,34 +119,34 @@ async def test_deleted_channel_gives_up_quietly(wan: WanWorld) -> None:
 async def test_deleted_status_message_still_gets_the_result(wan: WanWorld) -> None:
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
-        task_id = await one_task(wan)
+        handle = await wan.imagine()
+        task_id = await wan.one_task()
         await handle.wait_original_edit(predicate=lambda m: bool(m.embeds))
         assert handle.original is not None
         await wan.fake.delete_message(handle.original)
         wan.crun.finish(task_id)
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
-    assert len(results(wan)) == 1
+    assert len(wan.results()) == 1
 
 
 async def test_discord_errors_on_send_are_retried_once_delivered(wan: WanWorld) -> None:
     wan.fake.fail("POST", r"^/channels/\d+/messages$", 500, times=1)
     wan.fake.fail("POST", r"^/channels/\d+/messages$", 429, times=1)
     async with wan.fake.running(wan.bot()):
-        await imagine(wan)
+        await wan.imagine()
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=30)
-    assert len(results(wan)) == 1
+    assert len(wan.results()) == 1
 
 
 async def test_restart_mid_job_posts_the_result_exactly_once(wan: WanWorld) -> None:
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        await imagine(wan)
-        task_id = await one_task(wan)
+        await wan.imagine()
+        task_id = await wan.one_task()
     wan.crun.finish(task_id)  # finishes while the bot is down
     async with wan.fake.running(wan.bot()):
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
-    assert len(results(wan)) == 1
+    assert len(wan.results()) == 1
     assert wan.crun.calls["create"] == 1
 
 
@@ -205,9 +167,9 @@ async def test_unexpected_errors_get_a_reference_not_a_traceback(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("database on fire: ak_secret")
 
-    monkeypatch.setattr("bot.generation.GenerationService.submit", broken)
+    monkeypatch.setattr("bot.services.generation.GenerationService.submit", broken)
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
+        handle = await wan.imagine()
         await handle.wait_until(lambda h: any(f.ephemeral for f in h.followups), timeout=10)
     (reply,) = [f for f in handle.followups if f.ephemeral]
     assert "reference" in reply.content
@@ -218,10 +180,10 @@ async def test_unexpected_errors_get_a_reference_not_a_traceback(
 
 
 async def test_a_result_that_cannot_fit_is_reported_not_retried_forever(wan: WanWorld) -> None:
-    wan.crun.image_bytes = noise_png(1024)
+    wan.crun.image_bytes = noise_png(1024, 1024)
     wan.channel.upload_limit = 2 * 1024  # nothing useful fits in 2 KiB
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan, attachment_size_limit=8 * 1024 * 1024)
+        handle = await wan.imagine(attachment_size_limit=8 * 1024 * 1024)
         await handle.wait_original_edit(
             predicate=lambda m: (
                 bool(m.embeds)
@@ -229,13 +191,13 @@ async def test_a_result_that_cannot_fit_is_reported_not_retried_forever(wan: Wan
             ),
             timeout=30,
         )
-    assert results(wan) == []
-    (job,) = await job_rows(wan)
+    assert wan.results() == []
+    (job,) = await wan.job_rows()
     assert job.delivery_state is DeliveryState.DONE
     assert job.delivery_attempts == 1
     # Nothing reached the member, so nothing is charged (as when results cannot be downloaded).
     assert handle.original is not None
     assert "Nothing was charged" in handle.original.embeds[0]["description"]
-    _, ledger = await the_job(wan)
+    _, ledger = await wan.the_job()
     assert ledger is not None
     assert ledger[0] == "refunded"

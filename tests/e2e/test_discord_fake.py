@@ -1,6 +1,6 @@
 """The fake Discord works with the real discord.py: login, sync, interactions, gateway events.
 
-A tiny ``commands.Bot`` built here (not product code) talks to tests/fakes/discord_fake.py.
+A tiny ``commands.Bot`` built here (not product code) talks to tests/fakes/discord_fake/.
 """
 
 from __future__ import annotations

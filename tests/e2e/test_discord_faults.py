@@ -10,19 +10,15 @@ import logging
 
 import pytest
 
-from bot.domain.models import DeliveryState, Job, JobStatus
-from bot.store.database import Database
-from bot.store.jobs import JobRepository
-from bot.store.quotas import QuotaRepository
-from tests.e2e.conftest import WanWorld
+from bot.domain.models import DeliveryState, JobStatus
 from tests.fakes.discord_fake import (
     PERM_ATTACH_FILES,
     PERM_SEND_MESSAGES,
     PERM_VIEW_CHANNEL,
-    FakeMessage,
     InteractionHandle,
 )
 from tests.helpers import wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,44 +26,6 @@ SEND_RESULT = r"^/channels/\d+/messages$"
 # Status edits by message id; the command's own edit of @original is left alone.
 WEBHOOK_EDIT = r"^/webhooks/\d+/[^/]+/messages/\d+$"
 CHANNEL_EDIT = r"^/channels/\d+/messages/\d+$"
-
-
-async def imagine(wan: WanWorld) -> InteractionHandle:
-    handle = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a fox"})
-    await handle.wait_response()
-    await handle.wait_original_edit(predicate=lambda m: bool(m.embeds))
-    return handle
-
-
-async def one_task(wan: WanWorld) -> str:
-    await wait_until(lambda: len(wan.crun.tasks) == 1, timeout=10, what="the crun task")
-    return next(iter(wan.crun.tasks))
-
-
-async def the_job(wan: WanWorld) -> tuple[Job, tuple[str, float, float | None] | None]:
-    """The only job and its ledger entry, read from the bot's database."""
-    db = await Database.open(wan.tmp_path / "wanbot.sqlite3")
-    try:
-        (row,) = await db.fetchall("SELECT id FROM jobs")
-        job = await JobRepository(db).require(row[0])
-        ledger = await QuotaRepository(db, wan.settings().quota_policy()).ledger_state(job.id)
-        return job, ledger
-    finally:
-        await db.close()
-
-
-async def wait_delivery(wan: WanWorld, *states: DeliveryState) -> Job:
-    async def settled() -> bool:
-        job, _ = await the_job(wan)
-        return job.delivery_state in states
-
-    await wait_until(settled, timeout=15, what=f"delivery {states}")
-    job, _ = await the_job(wan)
-    return job
-
-
-def with_files(wan: WanWorld) -> list[FakeMessage]:
-    return [m for m in wan.fake.messages[wan.channel.id] if m.attachments]
 
 
 def status_title(handle: InteractionHandle) -> str:
@@ -99,12 +57,12 @@ async def test_missing_permissions_at_delivery_time(
         monkeypatch.setattr("bot.ui.target.TOKEN_TTL", 0.0)  # "older than 14 minutes"
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
-        task_id = await one_task(wan)
+        handle = await wan.imagine(wait="status")
+        task_id = await wan.one_task()
         deny_in_channel(wan, PERM_SEND_MESSAGES | PERM_ATTACH_FILES)
         wan.crun.finish(task_id)
-        job = await wait_delivery(wan, DeliveryState.DONE, DeliveryState.GAVE_UP)
-        _, ledger = await the_job(wan)
+        job = await wan.wait_delivery(DeliveryState.DONE, DeliveryState.GAVE_UP)
+        _, ledger = await wan.the_job()
 
     refused = wan.fake.requests_to("POST", SEND_RESULT)
     assert [r.status for r in refused] == [403]  # tried once, never retried
@@ -115,7 +73,7 @@ async def test_missing_permissions_at_delivery_time(
     if token == "token-valid":
         # The interaction followup needs no channel permission: the member gets the result.
         assert job.delivery_state is DeliveryState.DONE
-        (result,) = with_files(wan)
+        (result,) = wan.results()
         assert result in handle.followups
         assert f"<@{wan.alice.id}>" in (result.content or "")
         assert "done" in status_title(handle)
@@ -123,7 +81,7 @@ async def test_missing_permissions_at_delivery_time(
     else:
         assert job.delivery_state is DeliveryState.GAVE_UP
         assert job.delivery_attempts == 1
-        assert with_files(wan) == []
+        assert wan.results() == []
         assert "done" not in status_title(handle)
         (line,) = gone
         assert line.levelno == logging.WARNING
@@ -140,13 +98,13 @@ async def test_status_edit_errors_leave_a_stale_status_but_the_result_arrives(
     webhook = wan.fake.fail("PATCH", WEBHOOK_EDIT, status, times=None)
     channel = wan.fake.fail("PATCH", CHANNEL_EDIT, status, times=None)
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
+        handle = await wan.imagine(wait="status")
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
-        job = await wait_delivery(wan, DeliveryState.DONE, DeliveryState.GAVE_UP)
+        job = await wan.wait_delivery(DeliveryState.DONE, DeliveryState.GAVE_UP)
 
     assert job.status is JobStatus.SUCCEEDED
     assert job.delivery_state is DeliveryState.DONE
-    assert with_files(wan) == [result]
+    assert wan.results() == [result]
     assert result.webhook_id is None  # posted in the channel, not as a followup
     # Every status edit was refused, so the status message still shows where it started.
     assert "starting" in status_title(handle)
@@ -164,12 +122,12 @@ async def test_a_status_edit_answering_500_does_not_hold_up_the_result(wan: WanW
     wan.fake.fail("PATCH", CHANNEL_EDIT, 500, times=None)
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        await imagine(wan)
-        task_id = await one_task(wan)
+        await wan.imagine(wait="status")
+        task_id = await wan.one_task()
         wan.crun.set_status(task_id, "running")  # the poll that sees it updates the status
 
         async def running() -> bool:
-            job, _ = await the_job(wan)
+            job, _ = await wan.the_job()
             return job.status is JobStatus.RUNNING
 
         await wait_until(running, timeout=10, what="the job to be running")
@@ -195,14 +153,14 @@ async def test_an_unshowable_failure_gives_up_and_still_refunds(
         ]:
             wan.fake.fail(method, path, 403, times=None)  # 50013 Missing Permissions
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
-        task_id = await one_task(wan)
+        handle = await wan.imagine(wait="status")
+        task_id = await wan.one_task()
         if how == "access-revoked-token-expired":
             wan.fake.expire_token(handle)
             deny_in_channel(wan, PERM_VIEW_CHANNEL)
         wan.crun.finish(task_id, status="failed", message="the model gave up")
-        job = await wait_delivery(wan, DeliveryState.DONE, DeliveryState.GAVE_UP)
-        _, ledger = await the_job(wan)
+        job = await wan.wait_delivery(DeliveryState.DONE, DeliveryState.GAVE_UP)
+        _, ledger = await wan.the_job()
 
     assert job.status is JobStatus.FAILED
     assert job.delivery_state is DeliveryState.GAVE_UP

@@ -3,49 +3,29 @@ the real discord.py against the fake Discord and the fake crun."""
 
 from __future__ import annotations
 
-import io
 from typing import cast
 
 import pytest
 from PIL import Image
 
 from bot.app import WanBot
-from bot.ui import message_flow
+from bot.ui import doors
 from bot.ui.target import DiscordTarget
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
-    CB_MESSAGE,
     CB_MODAL,
     FakeMessage,
-    InteractionHandle,
 )
-from tests.helpers import sent_input, uploaded
+from tests.helpers import encode, png, sent_input, uploaded
+from tests.world import WanWorld, ephemeral_reply, job_id_of
 
 pytestmark = pytest.mark.timeout(60)
 
 MENU = "Edit with Wan"
 
 
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    """An opaque PNG: the engine uploads opaque inputs byte for byte."""
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def gif(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("P", (width, height), 3).save(buf, format="GIF")
-    return buf.getvalue()
-
-
-def is_result(wan: WanWorld, message: FakeMessage) -> bool:
-    return message.author.id == wan.fake.bot_user.id and bool(message.attachments)
-
-
-def results(wan: WanWorld) -> list[FakeMessage]:
-    return [m for m in wan.fake.messages[wan.channel.id] if is_result(wan, m)]
+    return encode(Image.new("P", (width, height), 3), "GIF")
 
 
 def nothing_spent(wan: WanWorld) -> None:
@@ -54,22 +34,11 @@ def nothing_spent(wan: WanWorld) -> None:
     assert not wan.crun.uploads
 
 
-async def ephemeral_text(handle: InteractionHandle) -> str:
-    """The text of an immediate ephemeral answer."""
-    response = await handle.wait_response()
-    assert response.type == CB_MESSAGE
-    assert handle.ephemeral
-    assert handle.original is not None
-    return handle.original.content
-
-
 def bot_replies_to(wan: WanWorld, message: FakeMessage) -> list[FakeMessage]:
     return [
         m
         for m in wan.fake.messages[wan.channel.id] + wan.fake.deleted_messages
-        if m.author.id == wan.fake.bot_user.id
-        and m.referenced is not None
-        and m.referenced.id == message.id
+        if wan.from_bot(m) and m.referenced is not None and m.referenced.id == message.id
     ]
 
 
@@ -85,7 +54,7 @@ async def test_edit_uploads_both_images_in_option_order(wan: WanWorld) -> None:
             count=2,
         )
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        result = await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
+        result = await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
         await handle.wait_original_edit(
             predicate=lambda m: bool(m.embeds) and "done" in m.embeds[0]["title"]
         )
@@ -99,7 +68,7 @@ async def test_edit_uploads_both_images_in_option_order(wan: WanWorld) -> None:
 async def test_edit_4k_is_explained_and_nothing_is_downloaded(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
         handle = await wan.edit({"image": ("cat.png", png(400, 400))}, "sharper", resolution="4K")
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "4K" in text
     assert "1K or 2K" in text
     assert not wan.fake.attachment_downloads
@@ -121,7 +90,7 @@ async def test_bad_attachment_refused_before_download(
 ) -> None:
     async with wan.fake.running(wan.bot()):
         handle = await wan.edit({"image": (name, data)})
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert name in text
     assert reason in text
     assert not wan.fake.attachment_downloads
@@ -161,7 +130,7 @@ async def test_every_bad_file_is_named_in_one_answer(wan: WanWorld) -> None:
             },
             "combine",
         )
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "good.png" not in text
     assert "small\\_one.png" in text  # markdown-escaped, shows as small_one.png
     assert "long.png" in text
@@ -181,12 +150,14 @@ async def test_imageset_of_twelve_is_posted_as_two_messages_of_six(wan: WanWorld
             {"prompt": "twelve months of a lighthouse", "count": 12},
         )
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        await wan.fake.wait_for(lambda: len(results(wan)) >= 2, 15, "two result messages")
+        await wan.fake.wait_for(
+            lambda: len(wan.results(bot_only=True)) >= 2, 15, "two result messages"
+        )
     sent = sent_input(wan.crun)
     assert sent["n"] == 12
     assert sent["enable_sequential"] is True
     assert "img_urls" not in sent
-    assert [len(m.attachments) for m in results(wan)] == [6, 6]
+    assert [len(m.attachments) for m in wan.results(bot_only=True)] == [6, 6]
 
 
 async def test_imageset_4k_is_explained(wan: WanWorld) -> None:
@@ -198,7 +169,7 @@ async def test_imageset_4k_is_explained(wan: WanWorld) -> None:
             "imageset",
             {"prompt": "a series", "resolution": "4K"},
         )
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "4K is only available for text-to-image" in text
     nothing_spent(wan)
 
@@ -230,7 +201,7 @@ async def test_context_menu_uses_attachments_and_embed_images(wan: WanWorld) -> 
             wan.alice, custom_id, {"prompt": "blend image 1, 2 and 3", "count": ["2"]}
         )
         assert (await submitted.wait_response()).type == CB_DEFERRED_MESSAGE
-        result = await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
+        result = await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
     sent = sent_input(wan.crun)
     assert [uploaded(wan.crun, url) for url in sent["img_urls"]] == [a, b, c]
     assert sent["n"] == 2
@@ -244,7 +215,7 @@ async def test_context_menu_on_a_message_without_images_explains(wan: WanWorld) 
             wan.channel, wan.bob, "just words", attachments=[("notes.txt", b"hello")]
         )
         handle = await wan.fake.message_context(wan.alice, source, MENU)
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "no images" in text
     assert handle.modal is None
     nothing_spent(wan)
@@ -259,7 +230,7 @@ async def test_context_menu_refuses_more_than_nine_images(wan: WanWorld) -> None
             attachments=[(f"p{i}.png", png(250, 250, (i * 20, 0, 0))) for i in range(10)],
         )
         handle = await wan.fake.message_context(wan.alice, source, MENU)
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "10 images" in text
     assert "at most 9" in text
     assert handle.modal is None
@@ -276,7 +247,7 @@ async def test_context_menu_names_a_bad_file_before_the_modal(wan: WanWorld) -> 
             attachments=[("ok.png", png(300, 300)), ("thumb.png", png(120, 120))],
         )
         handle = await wan.fake.message_context(wan.alice, source, MENU)
-        text = await ephemeral_text(handle)
+        text = await ephemeral_reply(handle)
     assert "thumb.png" in text
     assert "at least 240 px" in text
     assert handle.modal is None
@@ -295,7 +266,7 @@ async def test_modal_submitted_after_a_restart_refetches_the_message(wan: WanWor
     async with wan.fake.running(wan.bot()):
         submitted = await wan.fake.submit_modal(wan.alice, custom_id, {"prompt": "autumn colours"})
         assert (await submitted.wait_response()).type == CB_DEFERRED_MESSAGE
-        await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
+        await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
     assert [uploaded(wan.crun, url) for url in sent_input(wan.crun)["img_urls"]] == [a]
 
 
@@ -311,7 +282,7 @@ async def test_modal_after_a_restart_for_a_deleted_message_explains(wan: WanWorl
     await wan.fake.delete_message(source, dispatch=False)
     async with wan.fake.running(wan.bot()):
         submitted = await wan.fake.submit_modal(wan.alice, custom_id, {"prompt": "autumn"})
-        text = await ephemeral_text(submitted)
+        text = await ephemeral_reply(submitted)
     assert "deleted" in text
     nothing_spent(wan)
 
@@ -330,13 +301,12 @@ async def test_reply_with_mention_edits_the_replied_images(wan: WanWorld) -> Non
         ask = await wan.fake.post_user_message(
             wan.channel, wan.alice, f"<@{bot_id}> give the cat a tiny hat", reference=source
         )
-        result = await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
+        result = await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
         [status] = [m for m in bot_replies_to(wan, ask) if not m.attachments]
         await wan.fake.wait_for(
             lambda: bool(status.embeds) and "done" in status.embeds[0]["title"], 5, "done status"
         )
-        job_id = result.embeds[0]["footer"]["text"].split()[1]
-        job = await bot.ctx.jobs.get(job_id)
+        job = await bot.runtime.jobs.get(job_id_of(result))
     assert job is not None
     target = DiscordTarget.of(job)
     assert target.status_message_id == status.id
@@ -353,7 +323,7 @@ async def test_reply_with_mention_edits_the_replied_images(wan: WanWorld) -> Non
 async def test_mention_error_pings_only_the_author_and_goes_away(
     wan: WanWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(message_flow, "ERROR_TTL", 0.2)
+    monkeypatch.setattr(doors, "ERROR_TTL", 0.2)
     bot_id = wan.fake.bot_user.id
     async with wan.fake.running(wan.bot()):
         source = await wan.fake.post_user_message(
@@ -432,7 +402,7 @@ async def test_messages_that_are_not_edit_requests_are_ignored(wan: WanWorld) ->
         ask = await wan.fake.post_user_message(
             wan.channel, wan.alice, f"<@{bot_id}> make it blue", reference=source
         )
-        await wan.fake.wait_message(wan.channel, lambda m: is_result(wan, m), timeout=15)
+        await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
         await wan.fake.wait_bot_idle()
         for message in ignored:
             assert not bot_replies_to(wan, message)

@@ -15,59 +15,30 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.store.database import Database
 from bot.store.jobs import JobRepository
 from bot.store.quotas import QuotaRepository
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import (
     CB_DEFERRED_MESSAGE,
     CB_MESSAGE,
     FakeAttachment,
-    FakeMessage,
     InteractionHandle,
 )
-from tests.helpers import sent_input, uploaded
+from tests.helpers import (
+    encode,
+    patch_jpeg_size,
+    png,
+    png_chunk,
+    raw_png,
+    sent_input,
+    uploaded,
+)
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
 
 # --- image builders ------------------------------------------------------------------------------
 
-
-def encode(im: Image.Image, fmt: str, **options: Any) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **options)
-    return buf.getvalue()
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-
-def raw_png(
-    width: int,
-    height: int,
-    idat: bytes,
-    *,
-    bit_depth: int = 8,
-    colour_type: int = 2,
-    before_idat: bytes = b"",
-) -> bytes:
-    """A PNG assembled chunk by chunk, so the header can say anything (CRCs are all valid)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + before_idat
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def opaque_png(
-    width: int = 300, height: int = 300, colour: tuple[int, int, int] = (40, 90, 200)
-) -> bytes:
-    return encode(Image.new("RGB", (width, height), colour), "PNG")
+BLUE = (40, 90, 200)  # the plain, opaque input images
 
 
 def noisy_jpeg(width: int = 320, height: int = 320) -> bytes:
@@ -82,10 +53,7 @@ def decompression_bomb() -> bytes:
 
 def jpeg_bomb() -> bytes:
     """A small JPEG whose frame header claims 65000x65000."""
-    data = bytearray(noisy_jpeg(64, 64))
-    sof = data.index(b"\xff\xc0")
-    struct.pack_into(">HH", data, sof + 5, 65_000, 65_000)
-    return bytes(data)
+    return patch_jpeg_size(noisy_jpeg(64, 64), 65_000, 65_000)
 
 
 def text_chunk_bomb() -> bytes:
@@ -101,7 +69,7 @@ def animated_gif() -> bytes:
 
 
 def truncated_png() -> bytes:
-    data = opaque_png()
+    data = png(300, 300, BLUE)
     return data[: len(data) // 2]
 
 
@@ -216,25 +184,18 @@ async def refusal(wan: WanWorld, handle: InteractionHandle) -> str:
         await wan.fake.wait_for(lambda: handle.original_deleted, 5, "the public status to go")
         text = followup.content
     await wan.fake.wait_bot_idle()
-    visible = [m for m in wan.fake.messages[wan.channel.id] if is_bot(wan, m) and not m.ephemeral]
+    visible = [m for m in wan.fake.messages[wan.channel.id] if wan.from_bot(m) and not m.ephemeral]
     assert not visible, f"the refusal left public messages: {[m.content for m in visible]}"
     assert_pings_nobody_but(wan, set())
     return text
 
 
-def is_bot(wan: WanWorld, message: FakeMessage) -> bool:
-    return message.author.id == wan.fake.bot_user.id
-
-
 async def stored(wan: WanWorld) -> tuple[int, float]:
     """(jobs stored, credits alice used this month), read through the bot's own repositories."""
-    db = await Database.open(wan.tmp_path / "wanbot.sqlite3")
-    try:
+    async with wan.database() as db:
         jobs = sum((await JobRepository(db).count_by_status()).values())
         quotas = QuotaRepository(db, wan.settings().quota_policy())
         usage = await quotas.usage(wan.guild.id, wan.alice.id)
-    finally:
-        await db.close()
     return jobs, usage.monthly_used
 
 
@@ -268,9 +229,9 @@ REFUSED: list[Any] = [
     ("half.png", truncated_png(), None, "could not be read (it may be damaged)"),
     ("header_only.jpg", noisy_jpeg()[:120], None, "could not be read (it may be damaged)"),
     # Discord measured it: refused before the download.
-    ("dot.png", opaque_png(1, 1), None, "1×1 px; each side must be at least 240 px"),
+    ("dot.png", png(1, 1, BLUE), None, "1×1 px; each side must be at least 240 px"),
     # Discord did not measure it (no image content type): the downloaded header tells.
-    ("dot", opaque_png(1, 1), "application/octet-stream", "1×1 px; each side must be at least 240"),
+    ("dot", png(1, 1, BLUE), "application/octet-stream", "1×1 px; each side must be at least 240"),
     ("drawing.svg", SVG, None, "is not an image the bot can read"),
     ("drawing.png", SVG, "image/png", "is not an image the bot can read"),
     ("dance.gif", animated_gif(), None, "is a GIF"),
@@ -298,7 +259,7 @@ async def test_hostile_attachment_is_refused_privately_and_costs_nothing(
 async def test_the_operator_log_gets_the_technical_reason(
     wan: WanWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.ui.inputs")
+    caplog.set_level(logging.INFO, logger="bot.services.inputs")
     text = await run_edit(wan, {"image": ("half.jpg", truncated_jpeg())})
     assert "truncated" not in text  # the member gets the friendly version ...
     refused = [r.getMessage() for r in caplog.records if "input image refused" in r.getMessage()]
@@ -335,7 +296,7 @@ async def test_size_cap_is_applied_to_what_discord_reports_before_downloading(
     wan: WanWorld,
 ) -> None:
     """Discord says 25 MB: refused at once, without fetching a byte."""
-    lying = declared(wan, "big.png", opaque_png(), 25_000_000)
+    lying = declared(wan, "big.png", png(300, 300, BLUE), 25_000_000)
     text = await run_edit(wan, {"image": lying})
     assert_friendly(text)
     assert "25.0 MB" in text and "at most 20 MB" in text
@@ -345,7 +306,7 @@ async def test_size_cap_is_applied_to_what_discord_reports_before_downloading(
 
 async def test_one_hostile_file_among_nine_refuses_the_whole_request(wan: WanWorld) -> None:
     files: dict[str, Any] = {
-        ("image" if i == 1 else f"image{i}"): (f"ok{i}.png", opaque_png(250, 250, (i * 20, 0, 0)))
+        ("image" if i == 1 else f"image{i}"): (f"ok{i}.png", png(250, 250, (i * 20, 0, 0)))
         for i in range(1, 9)
     }
     files["image9"] = ("notes.png", ZIP)
@@ -360,7 +321,8 @@ async def test_more_than_nine_attachments_cannot_be_sent(wan: WanWorld) -> None:
     """/edit declares exactly nine attachment options, so Discord itself refuses a tenth; the
     context menu and mention paths (which can carry ten) are covered in test_edit_paths."""
     files = {
-        ("image" if i == 1 else f"image{i}"): (f"p{i}.png", opaque_png()) for i in range(1, 11)
+        ("image" if i == 1 else f"image{i}"): (f"p{i}.png", png(300, 300, BLUE))
+        for i in range(1, 11)
     }
     async with wan.fake.running(wan.bot()):
         options = wan.fake.find_command("edit")["options"]
@@ -391,9 +353,7 @@ async def test_odd_but_valid_image_reaches_crun_as_a_valid_opaque_image(
     async with wan.fake.running(wan.bot()):
         handle = await wan.edit({"image": (name, data)})
         assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        await wan.fake.wait_message(
-            wan.channel, lambda m: is_bot(wan, m) and bool(m.attachments), timeout=15
-        )
+        await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
     [url] = sent_input(wan.crun)["img_urls"]
     sent = uploaded(wan.crun, url)
     with Image.open(io.BytesIO(sent)) as im:
@@ -476,13 +436,9 @@ async def test_hostile_prompt_pings_nobody_and_reaches_crun_unchanged(
 ) -> None:
     prompt = typed_prompt(wan, template)
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt}
-        )
-        assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
-        result = await wan.fake.wait_message(
-            wan.channel, lambda m: is_bot(wan, m) and bool(m.attachments), timeout=15
-        )
+        handle = await wan.imagine(prompt)
+        assert handle.response_type == CB_DEFERRED_MESSAGE
+        result = await wan.fake.wait_message(wan.channel, wan.is_result, timeout=15)
         await handle.wait_original_edit(
             predicate=lambda m: bool(m.embeds) and "done" in m.embeds[0]["title"]
         )
@@ -492,10 +448,10 @@ async def test_hostile_prompt_pings_nobody_and_reaches_crun_unchanged(
     assert len(message_bodies(wan)) >= 3  # status, its updates, the result
     assert_pings_nobody_but(wan, {wan.alice.id})  # the result pings the member who asked
 
-    shown = [m for m in wan.fake.messages[wan.channel.id] if is_bot(wan, m)]
+    shown = [m for m in wan.fake.messages[wan.channel.id] if wan.from_bot(m)]
     assert result in shown
     for message in shown + wan.fake.deleted_messages:
-        if not is_bot(wan, message):
+        if not wan.from_bot(message):
             continue
         assert not message.mention_everyone
         assert message.mention_roles == []
@@ -521,9 +477,7 @@ EMPTY_PROMPTS = [
 @pytest.mark.parametrize("prompt", [p[1] for p in EMPTY_PROMPTS], ids=[p[0] for p in EMPTY_PROMPTS])
 async def test_prompt_that_shows_nothing_is_refused(wan: WanWorld, prompt: str) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt}
-        )
+        handle = await wan.imagine(prompt, wait="sent")
         text = await refusal(wan, handle)
     assert_friendly(text)
     assert "Your prompt is empty" in text
@@ -536,9 +490,7 @@ async def test_ten_thousand_character_prompt_is_stopped_by_discord(wan: WanWorld
         [option] = [o for o in wan.fake.find_command("imagine")["options"] if o["name"] == "prompt"]
         assert (option.get("min_length"), option.get("max_length")) == (1, 5000)
         with pytest.raises(ValueError, match="length"):
-            await wan.fake.slash(
-                wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a" * 10_000}
-            )
+            await wan.imagine("a" * 10_000, wait="sent")
     assert not [r for r in wan.fake.requests if "/interactions/" in r.path]
     await assert_nothing_spent(wan)
 
@@ -549,9 +501,7 @@ async def test_over_long_prompt_is_refused_by_the_bot_too(wan: WanWorld) -> None
     async with wan.fake.running(wan.bot()):
         [option] = [o for o in wan.fake.find_command("imagine")["options"] if o["name"] == "prompt"]
         option.pop("max_length")
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "@everyone " * 600}
-        )
+        handle = await wan.imagine("@everyone " * 600, wait="sent")
         text = await refusal(wan, handle)
     assert_friendly(text)
     assert "5,999 characters; the limit is 5,000" in text

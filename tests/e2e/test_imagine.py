@@ -7,18 +7,16 @@ import io
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import WanWorld
-from tests.fakes.discord_fake import CB_DEFERRED_MESSAGE, CB_MESSAGE, FLAG_EPHEMERAL
+from tests.fakes.discord_fake import CB_DEFERRED_MESSAGE, FLAG_EPHEMERAL
+from tests.world import WanWorld, ephemeral_reply, job_id_of
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_imagine_posts_real_files_with_an_embed(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a red fox", "count": 2}
-        )
-        assert (await handle.wait_response()).type == CB_DEFERRED_MESSAGE
+        handle = await wan.imagine("a red fox", count=2)
+        assert handle.response_type == CB_DEFERRED_MESSAGE
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
         assert len(result.attachments) == 2
         for a in result.attachments:
@@ -39,7 +37,7 @@ async def test_imagine_posts_real_files_with_an_embed(wan: WanWorld) -> None:
 async def test_prompt_with_everyone_pings_nobody(wan: WanWorld) -> None:
     prompt = "@everyone look at <@&123> and <@456> **bold** `code`"
     async with wan.fake.running(wan.bot()):
-        await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt})
+        await wan.imagine(prompt, wait="sent")
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
     for message in wan.fake.messages[wan.channel.id]:
         mentions = message.allowed_mentions or {}
@@ -52,16 +50,9 @@ async def test_prompt_with_everyone_pings_nobody(wan: WanWorld) -> None:
 
 async def test_4k_with_thinking_is_explained_not_dropped(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice,
-            wan.guild,
-            wan.channel,
-            "imagine",
-            {"prompt": "a castle", "resolution": "4K", "thinking": True, "count": 1},
-        )
-        response = await handle.wait_response()
+        handle = await wan.imagine("a castle", resolution="4K", thinking=True, count=1)
         # Allowed for plain text-to-image: the job runs.
-        assert response.type == CB_DEFERRED_MESSAGE
+        assert handle.response_type == CB_DEFERRED_MESSAGE
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
     sent = wan.crun.requests_for("create")[0]["input"]
     assert sent["resolution"] == "4K"
@@ -71,14 +62,7 @@ async def test_4k_with_thinking_is_explained_not_dropped(wan: WanWorld) -> None:
 async def test_missing_permissions_are_explained_before_spending(wan: WanWorld) -> None:
     wan.fake.set_overwrite(wan.channel, wan.fake.bot_role(wan.guild), allow=0, deny=1 << 15)
     async with wan.fake.running(wan.bot()):
-        handle = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a fox"}
-        )
-        response = await handle.wait_response()
-        assert response.type == CB_MESSAGE
-        assert handle.ephemeral
-        assert handle.original is not None
-        assert "Attach Files" in handle.original.content
+        assert "Attach Files" in await ephemeral_reply(await wan.imagine())
     assert wan.crun.calls["create"] == 0
 
 
@@ -90,9 +74,9 @@ async def test_wan_help_and_info(wan: WanWorld) -> None:
         assert help_.original is not None
         assert "/imagine" in help_.original.embeds[0]["description"]
 
-        await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "owl"})
+        await wan.imagine("owl", wait="sent")
         result = await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
-        job_id = result.embeds[0]["footer"]["text"].split()[1]
+        job_id = job_id_of(result)
         info = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "wan info", {"job_id": job_id})
         await info.wait_response()
         assert info.original is not None

@@ -5,22 +5,18 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.quota import Limits
-from bot.store.database import Database
 from bot.store.quotas import QuotaRepository
-from tests.e2e.conftest import WanWorld
 from tests.helpers import wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def set_limits(wan: WanWorld, scope: str, subject: int, limits: Limits) -> None:
-    db = await Database.open(wan.tmp_path / "wanbot.sqlite3")
-    try:
+    async with wan.database() as db:
         await QuotaRepository(db, wan.settings().quota_policy()).set_limits(
             wan.guild.id, scope, subject, limits
         )
-    finally:
-        await db.close()
 
 
 async def test_quota_shows_usage_and_denials_explain_when_it_resets(wan: WanWorld) -> None:
@@ -28,10 +24,7 @@ async def test_quota_shows_usage_and_denials_explain_when_it_resets(wan: WanWorl
     async with wan.fake.running(wan.bot(cost_per_image=1.0)):
         wan.crun.estimate_task_enabled = False  # use the local table: 1 credit per 2K image
         wan.crun.estimate_credits_enabled = False
-        first = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a fox", "count": 2}
-        )
-        await first.wait_response()
+        await wan.imagine("a fox", count=2)
         await wan.fake.wait_message(wan.channel, lambda m: bool(m.attachments), timeout=15)
 
         quota = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "quota")
@@ -43,9 +36,7 @@ async def test_quota_shows_usage_and_denials_explain_when_it_resets(wan: WanWorl
         assert "10 of 2 used" in today
         assert "<t:" in today
 
-        denied = await wan.fake.slash(
-            wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "another fox"}
-        )
+        denied = await wan.imagine("another fox", wait="sent")
         await denied.wait_until(lambda h: h.original is not None or bool(h.followups))
         await wan.fake.wait_bot_idle()
         texts = [f.content for f in denied.followups if f.ephemeral]
@@ -59,10 +50,7 @@ async def test_queue_shows_waiting_jobs(wan: WanWorld) -> None:
     wan.crun.task_latency = None
     async with wan.fake.running(wan.bot(engine={"max_concurrent_jobs": 1})):
         for prompt in ("one", "two"):
-            h = await wan.fake.slash(
-                wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt}
-            )
-            await h.wait_response()
+            await wan.imagine(prompt)
         await wait_until(lambda: len(wan.crun.tasks) == 1, what="the first task")
         queue = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "queue")
         await queue.wait_response()
@@ -76,6 +64,6 @@ async def test_queue_shows_waiting_jobs(wan: WanWorld) -> None:
         wan.crun.finish(list(wan.crun.tasks)[1])
         await wan.fake.wait_message(
             wan.channel,
-            lambda m: len([x for x in wan.fake.messages[wan.channel.id] if x.attachments]) == 2,
+            lambda m: len(wan.results()) == 2,
             timeout=15,
         )

@@ -9,17 +9,15 @@ through the real bot, the fake Discord and the fake crun, and checks the channel
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from bot.domain.models import DeliveryState, Job, JobStatus
 from bot.ui import embeds
-from tests.e2e.conftest import WanWorld
-from tests.e2e.test_discord_faults import SEND_RESULT, imagine, one_task, the_job, wait_delivery
 from tests.fakes.discord_fake import FakeMessage, InteractionHandle
+from tests.helpers import png
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,7 +25,8 @@ pytestmark = pytest.mark.timeout(90)
 # is seconds old (the case that was lost 4 times in 4). "later": the task finishes well after
 # the status message, beyond the history lookup's clock-skew slack.
 FINISH = ["right-after-status", "later"]
-HISTORY = r"^/channels/\d+/messages$"
+SEND_RESULT = r"^/channels/\d+/messages$"
+HISTORY = SEND_RESULT  # the same route, read with GET
 LATER = 6.0  # seconds; longer than the 5 s slack before finished_at that the lookup reads
 
 
@@ -36,18 +35,14 @@ async def run_imagine(wan: WanWorld, finish: str) -> tuple[InteractionHandle, Jo
     if finish == "later":
         wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
+        handle = await wan.imagine(wait="status")
         if finish == "later":
-            task_id = await one_task(wan)
+            task_id = await wan.one_task()
             await asyncio.sleep(LATER)  # lets wall time pass; nothing is asserted on timing
             wan.crun.finish(task_id)
-        job = await wait_delivery(wan, DeliveryState.DONE, DeliveryState.GAVE_UP)
+        job = await wan.wait_delivery(DeliveryState.DONE, DeliveryState.GAVE_UP)
         await wan.settle()
     return handle, job
-
-
-def results(wan: WanWorld) -> list[FakeMessage]:
-    return [m for m in wan.fake.messages[wan.channel.id] if m.attachments and not m.deleted]
 
 
 def assert_posted_once(wan: WanWorld, handle: InteractionHandle, job: Job) -> FakeMessage:
@@ -55,7 +50,7 @@ def assert_posted_once(wan: WanWorld, handle: InteractionHandle, job: Job) -> Fa
     message links to it (not to itself)."""
     assert job.status is JobStatus.SUCCEEDED
     assert job.delivery_state is DeliveryState.DONE
-    (result,) = results(wan)
+    (result,) = wan.results()
     assert result.author.id == wan.fake.bot_user.id
     assert [a.filename for a in result.attachments] == [f"wan-{job.id}-1.png"]
     assert result.embeds[0]["footer"]["text"] == f"job {job.id} · result"
@@ -119,7 +114,7 @@ async def test_an_upload_whose_answer_was_lost_is_not_posted_twice(
     else:
         assert len(posts) == 2
         assert wan.fake.counters["nonce.dedup"] == 1
-    assert results(wan) == [result]
+    assert wan.results() == [result]
 
 
 async def test_status_failure_and_alert_messages_are_never_taken_for_the_result(
@@ -131,15 +126,15 @@ async def test_status_failure_and_alert_messages_are_never_taken_for_the_result(
     wan.crun.task_latency = None
     wan.fake.fail("POST", SEND_RESULT, 503, times=1)
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan)
-        task_id = await one_task(wan)
-        job, _ = await the_job(wan)
+        handle = await wan.imagine(wait="status")
+        task_id = await wan.one_task()
+        job, _ = await wan.the_job()
         decoys = await post_decoys(wan, job)
         wan.crun.finish(task_id)
-        job = await wait_delivery(wan, DeliveryState.DONE, DeliveryState.GAVE_UP)
+        job = await wan.wait_delivery(DeliveryState.DONE, DeliveryState.GAVE_UP)
         await wan.settle()
 
-    real = [m for m in results(wan) if m not in decoys]
+    real = [m for m in wan.results() if m not in decoys]
     assert len(real) == 1
     assert job.receipt is not None
     assert job.receipt["parts"] == {"1": real[0].id}
@@ -149,25 +144,19 @@ async def test_status_failure_and_alert_messages_are_never_taken_for_the_result(
     assert f"/{real[0].id})" in status.embeds[0]["description"]
 
 
-def small_png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), (10, 120, 200)).save(buf, "PNG")
-    return buf.getvalue()
-
-
 async def post_decoys(wan: WanWorld, job: Job) -> list[FakeMessage]:
-    bot, png = wan.fake.bot_user, small_png()
+    bot, image = wan.fake.bot_user, png(32, 32, (10, 120, 200))
     marker = embeds.result_footer(job)
     forged = embeds.result_embed(job, ()).to_dict()
     other_job = {**forged, "footer": {"text": "job zzzzzzzzzz · result"}}
     posts: list[tuple[Any, str, list[dict[str, Any]], list[tuple[str, bytes]]]] = [
         (bot, "", [embeds.failure_embed(job, "The model gave up.").to_dict()], []),
-        (bot, "", [embeds.done_embed(job, None).to_dict()], [("not-a-result.png", png)]),
+        (bot, "", [embeds.done_embed(job, None).to_dict()], [("not-a-result.png", image)]),
         (bot, "⚠️ The crun.ai balance is low, below the alert threshold.", [], []),
         (bot, "", [forged], []),  # the result footer, but no files
-        (bot, "", [forged], [("wan-zzzzzzzzzz-1.png", png)]),  # another job's file
-        (bot, "", [other_job], [(f"wan-{job.id}-1.png", png)]),  # another job's footer
-        (wan.bob, "", [forged], [(f"wan-{job.id}-1.png", png)]),  # a member's forgery
+        (bot, "", [forged], [("wan-zzzzzzzzzz-1.png", image)]),  # another job's file
+        (bot, "", [other_job], [(f"wan-{job.id}-1.png", image)]),  # another job's footer
+        (wan.bob, "", [forged], [(f"wan-{job.id}-1.png", image)]),  # a member's forgery
     ]
     assert forged["footer"]["text"] == marker
     return [

@@ -1,7 +1,7 @@
 """Run the real ``wanbot`` CLI in a subprocess, pointed at an in-test fake Discord.
 
 ``python -m tests.fakes.run_wanbot REST_BASE GATEWAY_URL -- run`` applies the same discord.py
-hooks as the in-process fake (they live in tests/fakes/discord_fake.py) and then runs
+hooks as the in-process fake (they live in tests/fakes/discord_fake/hooks.py) and then runs
 ``bot.__main__.main``. Used by the CLI and crash tests, which need a real process to signal or kill.
 """
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
 import socket
 import sys
@@ -16,8 +15,7 @@ from PIL import Image
 from tests.fakes.crun_server import FakeCrun
 from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import cli_env, start
 
 
 class Result:
@@ -25,40 +23,6 @@ class Result:
         self.code = code
         self.out = out
         self.err = err
-
-
-def cli_env(crun: FakeCrun, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAN_", "DISCORD_"))}
-    env.update(
-        WAN_API_KEY=crun.api_key,
-        WAN_API_BASE=crun.base_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'wanbot.sqlite3'}",
-        ALLOW_HTTP_RESULTS="true",
-        POLL_INTERVAL_MIN="0.05",
-        POLL_INTERVAL_MAX="0.1",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),  # so `-m tests.fakes.run_wanbot` resolves from any cwd
-    )
-    env.update(extra)
-    return env
-
-
-async def start(
-    env: dict[str, str], cwd: Path, *args: str, discord: DiscordFake | None = None
-) -> asyncio.subprocess.Process:
-    """``wanbot ARGS`` as a subprocess; with ``discord``, its discord.py talks to that fake."""
-    entry = ["-m", "bot"]
-    if discord is not None:
-        entry = ["-m", "tests.fakes.run_wanbot", discord.base_url, discord.gateway_url, "--"]
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *entry,
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def wanbot(env: dict[str, str], cwd: Path, *args: str, wait: float = 60) -> Result:

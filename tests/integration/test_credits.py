@@ -45,8 +45,7 @@ async def test_out_of_credits_pauses_submissions_until_top_up(harness: Harness) 
     alerts = Alerts()
     credits = monitor(harness, alerts)
     await credits.start()
-    engine = await harness.engine()
-    engine.credits = credits
+    engine = await harness.engine(credits=credits)
     harness.crun.balance = 0  # the next CreateTask answers 402
     first = await engine.submit(REQ, user_id=1, guild_id=None, target=TEST)
     done = await engine.wait_finished(first.id, timeout=10)

@@ -24,9 +24,10 @@ from bot.domain.models import (
 from bot.errors import InvalidInput
 from bot.jobs.delivery import ProgressKind
 from bot.jobs.engine import JobEngine
+from bot.store.instances import InstanceRepository
 from bot.wan.callbacks import CallbackServer, make_app
 from tests.conftest import Harness
-from tests.helpers import wait_until
+from tests.helpers import crash, wait_until
 
 T2I = GenerationRequest(prompt="a lighthouse on a basalt cliff at dusk", n=2)
 TEST = Target("test", {})
@@ -442,9 +443,9 @@ async def test_a_callback_poll_jumps_the_queue_of_submits(harness: Harness) -> N
 
 
 async def _crash_and_restart(harness: Harness, old: JobEngine) -> JobEngine:
-    await old.crash()
+    await crash(old)
     # The crashed instance shares our pid, so age its heartbeat as a dead process's would be.
-    await harness.jobs.heartbeat(old.instance_id, now=0.0)
+    await InstanceRepository(harness.db).heartbeat(old.instance_id, now=0.0)
     return await harness.engine()
 
 
@@ -580,19 +581,14 @@ async def test_the_engine_keeps_nothing_per_job_once_jobs_are_done(harness: Harn
     done = [await engine.wait_finished(j.id, timeout=15) for j in jobs]
     assert [d.status for d in done].count(JobStatus.FAILED) == 1
     assert all(d.delivery_state is not DeliveryState.NONE for d in done)
-    await wait_until(lambda: not engine._busy, what="the last deliveries to return")
+    await wait_until(lambda: engine._scheduler.idle, what="the last deliveries to return")
     per_job = {
-        "done events": engine._done,
-        "users": engine._users,
-        "guilds": engine._guilds,
-        "in flight": engine._inflight,
-        "woken": engine._woken,
-        "download failures": engine._download_failures,
-        "scheduled": engine._scheduled,
-        "poll views": engine._polled,
+        "job records": len(engine._records),
+        "slots at crun": engine.inflight,
+        "scheduled steps": engine._scheduler.pending,
     }
-    assert {name: len(v) for name, v in per_job.items() if v} == {}
-    assert len(engine._queue) == 0
+    assert {name: n for name, n in per_job.items() if n} == {}
+    assert engine.queue_depth == 0
     # wait_finished still answers for a job it no longer tracks, from the store.
     again = await engine.wait_finished(jobs[0].id, timeout=1)
     assert again.delivery_state is DeliveryState.DONE

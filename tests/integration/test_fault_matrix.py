@@ -388,4 +388,4 @@ async def test_unreadable_results_are_reported_and_refunded_once(
     events = await harness.jobs.events(job_id)
     assert [(e, d) for _, e, d in events if e == "refunded"] == [("refunded", "download")]
     assert len(engine_lines(caplog, job_id, "credits refunded")) == 1
-    assert not engine._download_failures
+    assert job_id not in engine._records  # nor its count of failed downloads

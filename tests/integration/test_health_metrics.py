@@ -59,7 +59,8 @@ async def make_runtime(crun: FakeCrun, tmp_path: Path) -> AsyncIterator[RuntimeF
     async def make(*, sink: RecordingSink | None = None, **overrides: Any) -> Runtime:
         settings = settings_for(crun, tmp_path, **overrides)
         config = dataclasses.replace(FAST, quota=settings.quota_policy())
-        runtime = Runtime(settings, sinks={"test": sink or RecordingSink()}, engine_config=config)
+        chosen = sink or RecordingSink()
+        runtime = Runtime(settings, sinks={"test": lambda _rt: chosen}, engine_config=config)
         await runtime.open()
         opened.append(runtime)
         return runtime

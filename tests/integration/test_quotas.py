@@ -10,9 +10,10 @@ from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Targe
 from bot.domain.quota import Limits, QuotaPolicy, day_window, month_window
 from bot.errors import QuotaExceeded
 from bot.jobs.housekeeping import DAY, Housekeeping
+from bot.store.instances import InstanceRepository
 from bot.store.quotas import Charge, QuotaRepository
 from tests.conftest import Harness
-from tests.helpers import wait_until
+from tests.helpers import crash, wait_until
 
 REQ = GenerationRequest(prompt="a heron in the reeds")
 TEST = Target("test", {})
@@ -81,8 +82,8 @@ async def test_refund_happens_once_even_across_a_restart(harness: Harness) -> No
         return (await harness.jobs.require(job.id)).status is JobStatus.PENDING
 
     await wait_until(pending, what="the task id to be stored")
-    await first.crash()
-    await harness.jobs.heartbeat(first.instance_id, now=0.0)
+    await crash(first)
+    await InstanceRepository(harness.db).heartbeat(first.instance_id, now=0.0)
     harness.crun.finish(next(iter(harness.crun.tasks)), status="failed", message="boom")
     second = await harness.engine(quota=ROOMY)
     await second.wait_finished(job.id, timeout=10)

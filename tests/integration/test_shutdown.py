@@ -3,61 +3,21 @@ during shutdown are turned away politely."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import discord
 import pytest
 
 from bot.jobs.engine import RESTARTING_MESSAGE
-from tests.e2e.conftest import WanWorld
-from tests.e2e.test_buttons import button, click, ephemeral_text, imagine
 from tests.fakes.crun_server import FakeCrun
 from tests.fakes.discord_fake import CB_MESSAGE, DiscordFake
 from tests.helpers import wait_until
-from tests.integration.test_cli import cli_env, start
+from tests.processes import Running, cli_env, start
+from tests.world import WanWorld, button, click, discord_fake, ephemeral_text, wan
+
+__all__ = ["discord_fake", "wan"]  # the e2e world's fixtures, used here too
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Running:
-    """``wanbot run`` in a subprocess, its output drained as it comes (DEBUG logs are large)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.err = bytearray()
-        self.out = bytearray()
-        assert proc.stderr is not None and proc.stdout is not None
-        self._readers = [
-            asyncio.ensure_future(_drain(proc.stderr, self.err)),
-            asyncio.ensure_future(_drain(proc.stdout, self.out)),
-        ]
-
-    @property
-    def lines(self) -> list[str]:
-        return self.err.decode("utf-8", "replace").splitlines()
-
-    def logs(self) -> list[dict[str, object]]:
-        """Every stderr line, parsed: with LOG_FORMAT=json each one must be a JSON object."""
-        return [json.loads(line) for line in self.lines]
-
-    def logged(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-    async def stop(self, timeout: float = 30) -> int:  # noqa: ASYNC109 - a bounded wait
-        self.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(asyncio.gather(self.proc.wait(), *self._readers), timeout)
-        assert self.proc.returncode is not None
-        return self.proc.returncode
-
-
-async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
-    while chunk := await stream.read(65536):
-        into.extend(chunk)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -114,25 +74,13 @@ async def test_sigterm_with_a_job_in_flight_then_the_next_run_delivers_it_once(
 # --- turning new commands away (in process: the same calls the signal handler makes) ----------
 
 
-@pytest.fixture
-async def wan(tmp_path: Path) -> AsyncIterator[WanWorld]:
-    async with DiscordFake() as fake, FakeCrun() as crun:
-        guild = fake.add_guild("Wan Lab")
-        channel = fake.add_channel(guild, "art")
-        alice = fake.add_member(guild, username="alice")
-        bob = fake.add_member(guild, username="bob")
-        mods = fake.add_role(guild, "mods", discord.Permissions(manage_messages=True).value)
-        mod = fake.add_member(guild, username="mod", roles=[mods])
-        crun.image_size = (256, 256)
-        yield WanWorld(fake, crun, tmp_path, guild, channel, alice, bob, mod)
-
-
 async def test_new_commands_and_buttons_during_shutdown_get_a_restart_notice(
     wan: WanWorld,
 ) -> None:
+    wan.crun.image_size = (256, 256)
     bot = wan.bot()
     async with wan.fake.running(bot):
-        result = await imagine(wan, wan.alice, "a red fox")
+        result = await wan.imagine_result("a red fox", user=wan.alice)
         bot.stop_accepting()  # what SIGTERM does first
 
         command = await wan.fake.slash(

@@ -45,8 +45,7 @@ from tests.fakes.discord_fake import (
     InteractionHandle,
 )
 from tests.helpers import wait_until
-from tests.integration.test_cli import cli_env, start
-from tests.integration.test_shutdown import Running
+from tests.processes import Running, cli_env, start
 
 FULL = os.environ.get("WANBOT_FULL") == "1"
 N_JOBS = 50 if FULL else 12

@@ -1,5 +1,5 @@
 """The e2e world (fake Discord + fake crun + the real bot) for the security suite."""
 
-from tests.e2e.conftest import discord_fake, no_leaks, png_bytes, wan
+from tests.world import discord_fake, no_leaks, png_bytes, wan
 
 __all__ = ["discord_fake", "no_leaks", "png_bytes", "wan"]

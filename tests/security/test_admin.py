@@ -8,19 +8,18 @@ check a few commands by name; this walks all of them, with every option filled i
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import aiosqlite
 import discord
 import pytest
 from discord import app_commands
-from PIL import Image
 
 from bot.app import WanBot
 from cogs.admin_group import NOT_ADMIN, NOT_IN_SERVER
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import FakeMember, InteractionHandle
+from tests.helpers import png
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,12 +42,6 @@ def option_defs(wan: WanWorld, qualified: str) -> list[dict[str, Any]]:
         node = next(o for o in defs if o["name"] == sub and o["type"] in (1, 2))
         defs = node.get("options") or []
     return defs
-
-
-def png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def fill(wan: WanWorld, defs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,17 +67,12 @@ def fill(wan: WanWorld, defs: list[dict[str, Any]]) -> dict[str, Any]:
         elif kind == 8:
             values[d["name"]] = role
         elif kind == 11:
-            values[d["name"]] = ("a.png", png())
+            values[d["name"]] = ("a.png", png(8, 8, (1, 2, 3)))
     return values
 
 
 async def invoke(wan: WanWorld, who: FakeMember, name: str, guild: Any = None) -> InteractionHandle:
-    options = fill(wan, option_defs(wan, name))
-    handle = await wan.fake.slash(who, guild or wan.guild, wan.channel, name, options)
-    await handle.wait_response()
-    await handle.wait_until(
-        lambda h: (h.original is not None and not h.original.loading) or bool(h.followups)
-    )
+    handle = await wan.command(who, name, guild=guild, **fill(wan, option_defs(wan, name)))
     await wan.fake.wait_bot_idle()
     return handle
 
@@ -122,10 +110,7 @@ async def test_every_admin_subcommand_is_refused_to_non_admins(wan: WanWorld) ->
     boss_role = wan.fake.add_role(other, "boss", discord.Permissions(administrator=True).value)
     elsewhere_admin = wan.fake.add_member(other, username="boss", roles=[boss_role])
     wan.fake.add_member(wan.guild, elsewhere_admin.user)
-    admin_role = wan.fake.add_role(
-        wan.guild, "admins", discord.Permissions(manage_guild=True).value
-    )
-    admin = wan.fake.add_member(wan.guild, username="admin", roles=[admin_role])
+    admin = wan.add_admin()
 
     async with wan.fake.running(wan.bot()) as client:
         assert isinstance(client, WanBot)

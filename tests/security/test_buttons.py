@@ -19,7 +19,6 @@ import discord
 import pytest
 
 from bot.app import WanBot
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import (
     CB_MESSAGE,
     FakeGuild,
@@ -27,26 +26,9 @@ from tests.fakes.discord_fake import (
     FakeMessage,
     InteractionHandle,
 )
+from tests.world import WanWorld, job_id_of
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def imagine(
-    wan: WanWorld, who: FakeMember, guild: FakeGuild, channel: Any, prompt: str
-) -> FakeMessage:
-    before = {m.id for m in wan.fake.messages[channel.id] if m.attachments}
-    await wan.fake.slash(who, guild, channel, "imagine", {"prompt": prompt})
-    msg = await wan.fake.wait_message(
-        channel,
-        lambda m: bool(m.attachments) and bool(m.components) and m.id not in before,
-        timeout=15,
-    )
-    await wan.settle()
-    return msg
-
-
-def job_id_of(message: FakeMessage) -> str:
-    return str(message.embeds[0]["footer"]["text"].split()[1])
 
 
 def forge(message: FakeMessage, custom_id: str, *, select: bool = False) -> None:
@@ -113,7 +95,7 @@ async def test_garbled_and_forged_custom_ids_are_refused_gracefully(
     wan.crun.image_size = (256, 256)
     async with wan.fake.running(wan.bot()) as client:
         assert isinstance(client, WanBot)
-        result = await imagine(wan, wan.alice, wan.guild, wan.channel, "a quiet pond")
+        result = await wan.imagine_result("a quiet pond")
         jid = job_id_of(result)
         creates = wan.crun.calls["create"]
         messages = len(wan.fake.messages[wan.channel.id])
@@ -166,7 +148,7 @@ async def test_a_strangers_delete_changes_nothing(wan: WanWorld) -> None:
     """The stranger's refused Delete sends no DELETE to Discord at all (the existing e2e test
     checks the message survives and the moderator's works)."""
     async with wan.fake.running(wan.bot()):
-        result = await imagine(wan, wan.alice, wan.guild, wan.channel, "a secret garden")
+        result = await wan.imagine_result("a secret garden")
         mark = len(wan.fake.requests)
         handle = await wan.fake.click(wan.bob, result, f"wan:1:rm:{job_id_of(result)}")
         await handle.wait_response()
@@ -197,8 +179,8 @@ async def test_another_servers_job_cannot_be_reached_from_a_forged_button(
 ) -> None:
     guild_b, channel_b, mallory = other_server
     async with wan.fake.running(wan.bot()):
-        victim = await imagine(wan, wan.alice, wan.guild, wan.channel, "alice's private sketch")
-        own = await imagine(wan, mallory, guild_b, channel_b, "anything")
+        victim = await wan.imagine_result("alice's private sketch")
+        own = await wan.imagine_result("anything", user=mallory, guild=guild_b, channel=channel_b)
         jid = job_id_of(victim)
         creates = wan.crun.calls["create"]
         texts = {}

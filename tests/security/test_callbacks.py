@@ -28,6 +28,7 @@ from aiohttp import web
 import bot.wan.callbacks as callbacks_module
 from bot.domain.models import GenerationRequest, Job, JobStatus, Target
 from bot.jobs.engine import JobEngine
+from bot.jobs.scheduler import Action
 from bot.wan.callbacks import MAX_BODY, CallbackServer, make_app
 from tests.conftest import Harness
 from tests.helpers import wait_until
@@ -363,12 +364,8 @@ def quiet(world: World) -> bool:
     e = world.engine
     jid = world.jobs[0].id
     soon = e.clock() + 5
-    due = [
-        d
-        for d, seq, a, j in e._heap
-        if j == jid and a == "poll" and e._scheduled.get((a, j)) == seq
-    ]
-    return ("poll", jid) not in e._busy and all(d > soon for d in due)
+    due = e._scheduler.due(Action.POLL, jid)
+    return not e._scheduler.running(Action.POLL, jid) and (due is None or due > soon)
 
 
 async def test_a_flood_of_valid_callbacks_costs_a_bounded_number_of_taskinfo_calls(
@@ -421,6 +418,6 @@ async def test_a_callback_during_an_in_flight_poll_is_not_lost(world: World) -> 
     world.h.crun.slow("info", 0.4)  # the first woken poll takes a while
     assert await post(url, json={}) == 200
     await wait_until(lambda: world.h.crun.calls["info"] == 1, what="the first poll in flight")
-    assert ("poll", world.jobs[0].id) in world.engine._busy
+    assert world.engine._scheduler.running(Action.POLL, world.jobs[0].id)
     assert await post(url, json={}) == 200  # while that poll is still out
     await wait_until(lambda: world.h.crun.calls["info"] >= 2, timeout=2, what="a fresh poll")

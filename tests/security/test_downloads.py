@@ -11,49 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from PIL import Image
 
 from bot.app import WanBot
 from bot.domain.models import DeliveryState, Job, JobStatus
-from tests.e2e.conftest import WanWorld
 from tests.fakes.discord_fake import FakeMessage, InteractionHandle
-from tests.helpers import wait_until
+from tests.helpers import png, raw_png, wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(90)
 
 CAP = 200_000  # DOWNLOAD_MAX_BYTES for these tests
 CHUNK = 16384
-
-
-def png(size: tuple[int, int] = (64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(buf, "PNG")
-    return buf.getvalue()
+IMAGE = png(64, 48, (10, 120, 200))  # a real PNG the CDN serves
 
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge canvas (a decompression bomb's calling card)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
+    return raw_png(width, height, zlib.compress(b"\0" * 64))
 
 
 @dataclass
@@ -95,7 +75,7 @@ async def cdn() -> AsyncIterator[EvilCdn]:
         await resp.prepare(request)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write((b"<html>" + b"x" * 2000)[:1000])
-            await resp.write(png() + b"\0" * 5000)  # past the declared length
+            await resp.write(IMAGE + b"\0" * 5000)  # past the declared length
         return resp
 
     bodies: dict[str, tuple[bytes, str]] = {
@@ -108,7 +88,7 @@ async def cdn() -> AsyncIterator[EvilCdn]:
         "exe.png": (b"MZ\x90\x00" + b"\0" * 4000, "image/png"),
         "bomb.png": (png_claiming(100_000, 100_000), "image/png"),
         "empty.png": (b"", "image/png"),
-        "real-png-as.html": (png(), "text/html"),  # the control: bytes decide, not the label
+        "real-png-as.html": (IMAGE, "text/html"),  # the control: bytes decide, not the label
     }
 
     async def fixed(request: web.Request) -> web.Response:
@@ -147,18 +127,15 @@ class Ran:
 
 
 async def job_of_task(bot: WanBot, task_id: str) -> Job:
-    row = await bot.ctx.jobs.db.fetchone("SELECT id FROM jobs WHERE task_id = ?", (task_id,))
+    row = await bot.runtime.jobs.db.fetchone("SELECT id FROM jobs WHERE task_id = ?", (task_id,))
     assert row is not None
-    return await bot.ctx.jobs.require(str(row[0]))
+    return await bot.runtime.jobs.require(str(row[0]))
 
 
 async def run_job(wan: WanWorld, bot: WanBot, urls: list[str] | None) -> Ran:
     """/imagine; crun finishes the task with ``urls`` (None: crun's own); wait for the end."""
     known = set(wan.crun.tasks)
-    handle = await wan.fake.slash(
-        wan.alice, wan.guild, wan.channel, "imagine", {"prompt": "a harbour at dawn"}
-    )
-    await handle.wait_response()
+    handle = await wan.imagine("a harbour at dawn")
     await wait_until(lambda: bool(set(wan.crun.tasks) - known), timeout=10, what="the crun task")
     (task_id,) = set(wan.crun.tasks) - known
     wan.crun.finish(task_id)
@@ -172,13 +149,13 @@ async def run_job(wan: WanWorld, bot: WanBot, urls: list[str] | None) -> Ran:
     await wait_until(settled, timeout=20, what="the job to be delivered or reported")
     await wan.fake.wait_bot_idle()
     job = await job_of_task(bot, task_id)
-    assert bot.ctx.quotas is not None
-    ledger = await bot.ctx.quotas.ledger_state(job.id)
+    assert bot.runtime.quotas is not None
+    ledger = await bot.runtime.quotas.ledger_state(job.id)
     return Ran(job, handle, ledger[0] if ledger else None)
 
 
 def bot_messages(wan: WanWorld) -> list[FakeMessage]:
-    return [m for m in wan.fake.messages[wan.channel.id] if m.author.id == wan.fake.bot_user.id]
+    return [m for m in wan.fake.messages[wan.channel.id] if wan.from_bot(m)]
 
 
 def shown_text(wan: WanWorld, ran: Ran) -> str:
@@ -264,7 +241,7 @@ async def test_oversized_and_non_image_results_are_refused(wan: WanWorld, cdn: E
     posted = [m for m in bot_messages(wan) if m.attachments]
     assert len(posted) == 1
     (attachment,) = posted[0].attachments
-    assert attachment.data == png()
+    assert attachment.data == IMAGE
     assert attachment.filename.endswith(".png")
     assert attachment.content_type == "image/png"
     assert good.ledger == "settled"
@@ -279,7 +256,7 @@ async def test_credits_are_refunded_when_results_cannot_be_downloaded(
     async with wan.fake.running(wan.bot(**settings)) as client:
         assert isinstance(client, WanBot)
         ran = await run_job(wan, client, [cdn.url("html-as.png")])
-        assert client.ctx.quotas is not None
-        usage = await client.ctx.quotas.usage(wan.guild.id, wan.alice.id)
+        assert client.runtime.quotas is not None
+        usage = await client.runtime.quotas.usage(wan.guild.id, wan.alice.id)
     assert_refused_politely(wan, ran, [cdn.url("html-as.png")])
     assert usage.daily_used == 0, usage

@@ -23,9 +23,9 @@ import pytest
 
 from bot.app import WanBot
 from bot.logging_setup import make_handler
-from tests.e2e.conftest import WanWorld
-from tests.fakes.discord_fake import DiscordFake, InteractionHandle
+from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
+from tests.world import WanWorld
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -105,12 +105,6 @@ def find_leaks(where: str, text: str, secret_list: list[str]) -> list[str]:
     return [f"{where}: {p!r}" for s in secret_list for p in pieces(s) if p in text][:3]
 
 
-async def imagine(wan: WanWorld, prompt: str) -> InteractionHandle:
-    handle = await wan.fake.slash(wan.alice, wan.guild, wan.channel, "imagine", {"prompt": prompt})
-    await handle.wait_response()
-    return handle
-
-
 async def http_get(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         return r.status, await r.text()
@@ -132,7 +126,7 @@ async def test_no_secret_anywhere_through_success_failures_and_401s(
         server = client.runtime.callback_server
         assert server is not None
         base = f"http://127.0.0.1:{server.ports[0]}"
-        ctx = client.ctx
+        ctx = client.runtime
 
         async def finished(n: int) -> bool:
             counts = await ctx.jobs.count_by_status()
@@ -141,16 +135,16 @@ async def test_no_secret_anywhere_through_success_failures_and_401s(
             )
 
         # 1. a good job, 2. a job crun fails
-        good = await imagine(wan, "a heron at dawn")
-        bad = await imagine(wan, "please fail")
+        good = await wan.imagine("a heron at dawn")
+        bad = await wan.imagine("please fail")
         await wait_until(lambda: finished(2), timeout=20, what="two jobs to end")
         # 3. crun rejects the key on CreateTask
         wan.crun.fail("create", 401, times=1, message="invalid or missing API key")
-        rejected = await imagine(wan, "a third picture")
+        rejected = await wan.imagine("a third picture")
         await wait_until(lambda: finished(3), timeout=20, what="the 401 job to end")
         # 4. crun rejects the key while polling (then takes it again)
         wan.crun.task_latency = None
-        await imagine(wan, "a fourth picture")
+        await wan.imagine("a fourth picture")
         await wait_until(lambda: len(wan.crun.tasks) == 3, timeout=10, what="the 4th task")
         polls = wan.crun.calls["info"]
         wan.crun.fail("info", 401, times=2)
@@ -211,7 +205,7 @@ async def test_a_failure_reason_echoing_the_key_is_not_shown_to_the_member(
     key = wan.crun.api_key
     wan.crun.outcome = lambda inp: ("failed", f"upstream rejected request from key {key}")
     async with wan.fake.running(wan.bot()):
-        handle = await imagine(wan, "a moth")
+        handle = await wan.imagine("a moth")
         await handle.wait_original_edit(
             predicate=lambda m: bool(m.embeds) and "Could not" in m.embeds[0].get("title", ""),
             timeout=15,

@@ -184,12 +184,6 @@ def test_palette_entries() -> None:
     assert "color_palette" not in build(GenerationRequest(prompt="x"))
 
 
-def test_build_validates_before_anything_else() -> None:
-    bad = GenerationRequest(prompt="x", mode=Mode.EDIT, images=refs(1), resolution=Resolution.R4K)
-    with pytest.raises(InvalidInput, match="4K"):
-        Contract().build_input(bad, [])  # wrong URL count too: validation comes first
-
-
 def test_url_count_must_match_images() -> None:
     req = GenerationRequest(prompt="x", mode=Mode.EDIT, images=refs(2))
     with pytest.raises(ValueError, match="1 image URL"):

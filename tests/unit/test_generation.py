@@ -18,7 +18,7 @@ from bot.domain.models import (
     Target,
 )
 from bot.errors import InvalidInput
-from bot.generation import GenerationService
+from bot.services.generation import GenerationService
 
 
 def job(request: GenerationRequest) -> Job:
@@ -35,7 +35,7 @@ def job(request: GenerationRequest) -> Job:
 
 @pytest.fixture
 def service() -> GenerationService:
-    return GenerationService(engine=None, jobs=None, rng=random.Random(7))  # type: ignore[arg-type]
+    return GenerationService(engine=None, jobs=None, configs=None, rng=random.Random(7))  # type: ignore[arg-type]
 
 
 T2I = GenerationRequest(prompt="a fox", n=3, seed=42, resolution=Resolution.R2K, watermark=True)

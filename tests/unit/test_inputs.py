@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,20 +11,10 @@ from PIL import Image
 from bot.domain.models import ImageRef, ImageSource
 from bot.errors import InvalidInput
 from bot.media import MediaFetcher
+from bot.services.inputs import InputChecker
 from bot.ui.inputs import Candidate, check_images, dedupe, precheck, verify
 from cogs.context_menu import modal_id, parse_modal_id, submitted_values
-
-
-def png(width: int, height: int, mode: str = "RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, (width, height)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def jpeg(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (9, 9, 9)).save(buf, format="JPEG")
-    return buf.getvalue()
+from tests.helpers import encode, jpeg, png
 
 
 class Files:
@@ -145,7 +134,7 @@ def test_dedupe_keeps_the_first_position_and_ignores_signatures() -> None:
 async def test_verify_returns_refs_in_order(files: Files, fetcher: MediaFetcher) -> None:
     one, two = files.url("one.jpg", png(300, 300)), files.url("two.png", jpeg(400, 300))
     refs = await check_images(
-        [Candidate(one, "one.jpg"), Candidate(two, "two.png")], fetcher
+        [Candidate(one, "one.jpg"), Candidate(two, "two.png")], InputChecker(fetcher)
     )  # a PNG named .jpg and a JPEG named .png: the content is what counts
     assert refs == [
         ImageRef(ImageSource.UPLOAD_URL, one, name="one.jpg"),
@@ -154,18 +143,17 @@ async def test_verify_returns_refs_in_order(files: Files, fetcher: MediaFetcher)
 
 
 async def test_verify_names_every_bad_file(files: Files, fetcher: MediaFetcher) -> None:
-    gif = io.BytesIO()
-    Image.new("P", (300, 300)).save(gif, format="GIF")
+    gif = encode(Image.new("P", (300, 300)), "GIF")
     candidates = [
         Candidate(files.url("good.png", png(300, 300)), "good.png"),
         Candidate(files.url("text.png", b"not a picture at all\n" * 20), "text.png"),
-        Candidate(files.url("anim.gif", gif.getvalue()), "anim.gif"),
+        Candidate(files.url("anim.gif", gif), "anim.gif"),
         # Discord said 500x500; the bytes say otherwise
         Candidate(files.url("liar.png", png(100, 100)), "liar.png", width=500, height=500),
         Candidate(f"{files.base}/f/gone.png", "gone.png"),
     ]
     with pytest.raises(InvalidInput) as err:
-        await verify(candidates, fetcher)
+        await verify(candidates, InputChecker(fetcher))
     lines = err.value.user_message.splitlines()
     assert lines[0] == "These images can't be used:"
     assert len(lines) == 5
@@ -182,7 +170,8 @@ async def test_check_images_downloads_nothing_when_metadata_fails(
     url = files.url("a.png", png(300, 300))
     with pytest.raises(InvalidInput):
         await check_images(
-            [Candidate(url, "a.png"), Candidate(url, "b.png", size=30_000_000)], fetcher
+            [Candidate(url, "a.png"), Candidate(url, "b.png", size=30_000_000)],
+            InputChecker(fetcher),
         )
     assert files.hits == {}
 

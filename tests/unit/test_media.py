@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
-import struct
 import threading
 import time
 import warnings
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,40 +33,16 @@ from bot.media import (
     prepare_for_upload,
     prepare_for_upload_async,
 )
+from bot.media.sniff import sniff_format
+from tests.helpers import encode, noise, noise_png, patch_jpeg_size, patch_png_size, png
 
 MIB = 1024 * 1024
 SEND_HINT = "send a PNG, JPEG, WEBP or BMP image"
 
 
-# --- image helpers ---------------------------------------------------------------------------
-
-
-def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **params)
-    return buf.getvalue()
-
-
-def noise(width: int, height: int, mode: str = "RGB") -> Image.Image:
-    bands = len(mode)
-    return Image.frombytes(mode, (width, height), os.urandom(width * height * bands))
-
-
-def flat_png(width: int, height: int, mode: str = "1") -> bytes:
-    """A cheap image of any size: one-bit or grey pixels compress to almost nothing."""
-    return encode(Image.new(mode, (width, height)), "PNG")
-
-
-def patch_png_size(data: bytes, width: int, height: int) -> bytes:
-    """Rewrite IHDR's declared size (with a valid CRC) so only the header lies."""
-    assert data[12:16] == b"IHDR"
-    ihdr = b"IHDR" + struct.pack(">II", width, height) + data[24:29]
-    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
-
-
-def patch_jpeg_size(data: bytes, width: int, height: int) -> bytes:
-    sof = data.index(b"\xff\xc0")
-    return data[: sof + 5] + struct.pack(">HH", height, width) + data[sof + 9 :]
+# --- image helpers (more in tests/helpers.py) -------------------------------------------------
+# png(width, height, 0, mode="1") is a cheap image of any size: one-bit or grey pixels compress
+# to almost nothing.
 
 
 def decode(data: bytes) -> Image.Image:
@@ -81,7 +54,7 @@ def decode(data: bytes) -> Image.Image:
 @pytest.fixture(scope="module")
 def noise_4096() -> bytes:
     """A 4096x4096 random-noise PNG: incompressible, so ~48 MB."""
-    return encode(noise(4096, 4096), "PNG", compress_level=1)
+    return noise_png(4096, 4096, compress_level=1)
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +369,7 @@ def test_fit_brings_4096_noise_png_under_10_mib(noise_4096: bytes, fitted_4096: 
 
 
 def test_fit_keeps_original_bytes_when_they_fit() -> None:
-    data = encode(noise(300, 200), "PNG")
+    data = noise_png(300, 200)
     fitted = fit_image(data, len(data))
     assert fitted.data == data
     assert not fitted.reencoded
@@ -405,7 +378,7 @@ def test_fit_keeps_original_bytes_when_they_fit() -> None:
 
 
 def test_fit_downscales_when_no_quality_fits_and_is_deterministic() -> None:
-    data = encode(noise(1024, 768), "PNG", compress_level=1)
+    data = noise_png(1024, 768, compress_level=1)
     limit = 120_000
     first = fit_image(data, limit)
     assert len(first.data) <= limit
@@ -416,7 +389,7 @@ def test_fit_downscales_when_no_quality_fits_and_is_deterministic() -> None:
 
 
 def test_fit_raises_media_error_when_impossible() -> None:
-    data = encode(noise(1024, 1024), "PNG", compress_level=1)
+    data = noise_png(1024, 1024, compress_level=1)
     with pytest.raises(MediaError) as info:
         fit_image(data, 2_000)
     assert "too large" in info.value.user_message
@@ -487,7 +460,7 @@ async def test_event_loop_stays_responsive_while_fitting(
     ],
 )
 def test_input_sizes_accepted(size: tuple[int, int], mode: str) -> None:
-    info = check_input_image(flat_png(*size, mode=mode), name="ok.png")
+    info = check_input_image(png(*size, 0, mode=mode), name="ok.png")
     assert (info.width, info.height) == size
 
 
@@ -505,7 +478,7 @@ def test_input_sizes_accepted(size: tuple[int, int], mode: str) -> None:
 )
 def test_input_sizes_rejected(size: tuple[int, int], needle: str) -> None:
     with pytest.raises(MediaError) as info:
-        check_input_image(flat_png(*size), name="photo.png")
+        check_input_image(png(*size, 0, mode="1"), name="photo.png")
     msg = info.value.user_message
     assert msg.startswith("photo.png is ")
     assert needle in msg
@@ -547,7 +520,7 @@ def test_input_text_named_png_rejected() -> None:
 
 
 def test_input_truncated_png_rejected() -> None:
-    data = encode(noise(300, 300), "PNG")
+    data = noise_png(300, 300)
     with pytest.raises(MediaError) as info:
         check_input_image(data[: len(data) // 2], name="half.png")
     assert "half.png" in info.value.user_message
@@ -584,7 +557,7 @@ def test_input_whole_jpeg_in_any_mode_passes_the_scan_check(mode: str) -> None:
 
 
 def test_input_byte_limit_both_sides() -> None:
-    data = encode(noise(300, 300), "PNG")
+    data = noise_png(300, 300)
     padded = data + b"\0" * (media.INPUT_MAX_BYTES - len(data))  # trailing bytes after IEND
     assert check_input_image(padded, name="big.png").format == "PNG"
     with pytest.raises(MediaError) as info:
@@ -595,7 +568,9 @@ def test_input_byte_limit_both_sides() -> None:
 @pytest.mark.parametrize(
     "bomb",
     [
-        pytest.param(lambda: patch_png_size(flat_png(300, 300), 30000, 30000), id="png-30000"),
+        pytest.param(
+            lambda: patch_png_size(png(300, 300, 0, mode="1"), 30000, 30000), id="png-30000"
+        ),
         pytest.param(
             lambda: patch_jpeg_size(encode(noise(300, 300), "JPEG"), 30000, 30000),
             id="jpeg-30000",
@@ -620,7 +595,7 @@ def test_decompression_bombs_are_refused_quickly(bomb: object) -> None:
 def test_declared_pixels_are_capped_below_pillows_own_limit() -> None:
     # 9000x9000 = 81M pixels: Pillow itself would open it without a word.
     assert media.MAX_PIXELS < 9000 * 9000 < (Image.MAX_IMAGE_PIXELS or 0)
-    data = patch_png_size(flat_png(300, 300), 9000, 9000)
+    data = patch_png_size(png(300, 300, 0, mode="1"), 9000, 9000)
     with pytest.raises(MediaError) as info:
         inspect_image(data, name="huge.png")
     assert "huge.png" in info.value.user_message
@@ -631,14 +606,14 @@ def test_pillow_bomb_warning_becomes_an_error_locally(monkeypatch: pytest.Monkey
     before = list(warnings.filters)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x40 = 1600: Pillow only warns
     with pytest.raises(MediaError) as info:
-        inspect_image(encode(noise(40, 40), "PNG"), name="tiny-bomb.png")
+        inspect_image(noise_png(40, 40), name="tiny-bomb.png")
     assert "too large to open safely" in info.value.user_message
     assert warnings.filters == before
 
 
 def test_warning_filters_do_not_leak_across_threads() -> None:
     before = list(warnings.filters)
-    data = encode(noise(64, 64), "PNG")
+    data = noise_png(64, 64)
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -671,13 +646,13 @@ def test_warning_filters_do_not_leak_across_threads() -> None:
 )
 def test_header_parser_agrees_with_pillow(fmt: str, params: dict[str, object]) -> None:
     data = encode(noise(333, 217), fmt, **params)
-    sniffed_fmt, header = media._sniff(data)
+    sniffed_fmt, header = sniff_format(data)
     assert sniffed_fmt == fmt
     assert header is not None and (header.width, header.height) == (333, 217)
 
 
 async def test_check_input_image_async() -> None:
-    info = await check_input_image_async(flat_png(300, 300), name="a.png")
+    info = await check_input_image_async(png(300, 300, 0, mode="1"), name="a.png")
     assert (info.width, info.height) == (300, 300)
 
 
@@ -747,10 +722,6 @@ COLOURS = [
 ]
 
 
-def solid(colour: tuple[int, int, int], size: tuple[int, int] = (400, 400)) -> bytes:
-    return encode(Image.new("RGB", size, colour), "PNG")
-
-
 def close_to(a: object, b: tuple[int, int, int], tol: int = 24) -> bool:
     assert isinstance(a, tuple)
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
@@ -758,7 +729,7 @@ def close_to(a: object, b: tuple[int, int, int], tol: int = 24) -> bool:
 
 @pytest.mark.parametrize(("n", "cols", "rows"), [(2, 2, 1), (4, 2, 2), (9, 3, 3), (12, 4, 3)])
 def test_grid_layout_and_labels(n: int, cols: int, rows: int) -> None:
-    sheet = decode(make_grid([solid(c) for c in COLOURS[:n]], max_side=1024))
+    sheet = decode(make_grid([png(400, 400, c) for c in COLOURS[:n]], max_side=1024))
     assert sheet.format == "JPEG"
     assert max(sheet.size) == pytest.approx(1024, abs=cols + rows)
     cell_w, cell_h = sheet.width / cols, sheet.height / rows
@@ -783,7 +754,7 @@ def dark_pixels(im: Image.Image) -> int:
 
 
 def test_grid_fits_other_aspects_inside_cells() -> None:
-    images = [solid(COLOURS[0], (800, 400)), solid(COLOURS[1], (300, 600))]
+    images = [png(800, 400, COLOURS[0]), png(300, 600, COLOURS[1])]
     sheet = decode(make_grid(images, max_side=512))
     assert sheet.width == pytest.approx(512, abs=4)
     assert sheet.height < sheet.width  # cells take the first image's 2:1 shape
@@ -793,13 +764,13 @@ def test_grid_rejects_bad_counts_and_names_a_bad_image() -> None:
     with pytest.raises(ValueError):
         make_grid([])
     with pytest.raises(ValueError):
-        make_grid([solid(COLOURS[0])] * 13)
+        make_grid([png(400, 400, COLOURS[0])] * 13)
     with pytest.raises(MediaError) as info:
-        make_grid([solid(COLOURS[0]), b"<html>oops</html>"])
+        make_grid([png(400, 400, COLOURS[0]), b"<html>oops</html>"])
     assert info.value.user_message.startswith("Image 2 of the result could not be read")
     assert "image 2" in info.value.detail
 
 
 async def test_grid_async_matches_sync() -> None:
-    images = [solid(c) for c in COLOURS[:5]]
+    images = [png(400, 400, c) for c in COLOURS[:5]]
     assert await make_grid_async(images, max_side=400) == make_grid(images, max_side=400)

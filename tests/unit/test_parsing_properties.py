@@ -29,7 +29,8 @@ from bot.errors import (
     ValidationError,
     WanApiError,
 )
-from bot.wan.client import WanClient, _Reply
+from bot.wan.client import WanClient
+from bot.wan.replies import Reply as _Reply
 from bot.wan.types import TaskInfo, TaskStatus
 
 API_KEY = "ak_property_test_key_0123456789"

@@ -15,6 +15,7 @@ import pytest
 
 from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Target
 from bot.store.database import Database, migrations
+from bot.store.instances import InstanceRepository
 from bot.store.jobs import _JOB_ID_ALPHABET, JobRepository, new_job_id
 from tests.helpers import wait_until
 
@@ -137,7 +138,8 @@ async def test_concurrent_guarded_transitions_let_exactly_one_win(repo: JobRepos
 
 
 async def test_orphans_of_dead_or_silent_instances_are_claimed(repo: JobRepository) -> None:
-    await repo.register_instance("old", now=0)
+    instances = InstanceRepository(repo.db)
+    await instances.register("old", now=0)
     job = await repo.create(
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="old"
     )
@@ -145,23 +147,25 @@ async def test_orphans_of_dead_or_silent_instances_are_claimed(repo: JobReposito
         user_id=1, guild_id=None, request=REQ, target=Target("discord", {}), now=1, owner="old"
     )
     # "old" is this very process (same pid) and has a fresh heartbeat: not claimable.
-    await repo.heartbeat("old", now=100)
-    assert await repo.claim_orphans("new", ["files"], now=110, stale_after=60) == 0
+    await instances.heartbeat("old", now=100)
+    assert await instances.claim_orphans("new", ["files"], now=110, stale_after=60) == 0
     # Silent for longer than stale_after: claimable, but only for sink kinds we serve.
-    assert await repo.claim_orphans("new", ["files"], now=200, stale_after=60) == 1
+    assert await instances.claim_orphans("new", ["files"], now=200, stale_after=60) == 1
     assert [j.id for j in await repo.unfinished("new", ["files", "discord"])] == [job.id]
     assert (await repo.require(other.id)).target.kind == "discord"
 
 
 async def test_released_jobs_are_claimed_at_once(repo: JobRepository) -> None:
-    await repo.register_instance("a", now=0)
+    instances = InstanceRepository(repo.db)
+    await instances.register("a", now=0)
     job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="a")
-    await repo.unregister_instance("a")
-    assert await repo.claim_orphans("b", ["files"], now=2, stale_after=600) == 1
+    await instances.unregister("a")
+    assert await instances.claim_orphans("b", ["files"], now=2, stale_after=600) == 1
     assert [j.id for j in await repo.unfinished("b", ["files"])] == [job.id]
 
 
 async def test_dead_pid_on_this_host_is_claimed_at_once(repo: JobRepository) -> None:
+    instances = InstanceRepository(repo.db)
     proc = await asyncio.create_subprocess_exec("true")
     await proc.wait()  # a pid that certainly no longer runs
     await repo.db.execute(
@@ -172,12 +176,13 @@ async def test_dead_pid_on_this_host_is_claimed_at_once(repo: JobRepository) -> 
     job = await repo.create(
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="dead"
     )
-    assert await repo.claim_orphans("me", ["files"], now=1001, stale_after=600) == 1
+    assert await instances.claim_orphans("me", ["files"], now=1001, stale_after=600) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
 
 
 async def test_a_previous_process_with_our_pid_is_dead(repo: JobRepository) -> None:
     """A restarted container is always pid 1: the old instance row has our pid."""
+    instances = InstanceRepository(repo.db)
     await repo.db.execute(
         "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
         ("before-restart", socket.gethostname(), os.getpid(), 1000.0, time.time()),
@@ -185,7 +190,7 @@ async def test_a_previous_process_with_our_pid_is_dead(repo: JobRepository) -> N
     job = await repo.create(
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="before-restart"
     )
-    assert await repo.claim_orphans("me", ["files"], now=time.time(), stale_after=600) == 1
+    assert await instances.claim_orphans("me", ["files"], now=time.time(), stale_after=600) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
 
 

@@ -1,6 +1,8 @@
-"""What the cogs call: start jobs and derive follow-up jobs (reroll, upscale, vary, edit).
+"""What the Discord faces call to make images: the server's rules for a request, input checks,
+submitting, and the follow-up jobs of a result (reroll, upscale, vary, edit).
 
-Discord-free: it works on user ids and job ids, so it is tested without Discord.
+Discord-free: it works on user ids and job ids, so it is tested without Discord. Requests arrive
+validated (the edge validates for instant feedback; the engine validates again as the guard).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
+from bot.domain.config import BOT_WIDE, GuildConfig
 from bot.domain.models import (
     GenerationRequest,
     ImageRef,
@@ -19,9 +22,10 @@ from bot.domain.models import (
     Target,
 )
 from bot.domain.quota import CostTable
-from bot.domain.validation import SEED_MAX, validate_request
+from bot.domain.validation import SEED_MAX, upscale_refusal
 from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
+from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.quotas import Charge
 
@@ -38,16 +42,24 @@ class GenerationService:
         self,
         engine: JobEngine,
         jobs: JobRepository,
+        configs: GuildConfigRepository,
         *,
+        allow_dms: bool = True,
         costs: CostTable | None = None,
         estimator: Estimator | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.engine = engine
-        self.jobs = jobs
+        self._engine = engine
+        self._jobs = jobs
+        self._configs = configs
+        self.allow_dms_default = allow_dms  # ALLOW_DMS: what applies while no owner chose
         self.costs = costs or CostTable()
         self.estimator = estimator
         self._rng = rng or random.SystemRandom()
+
+    async def rules(self, guild_id: int | None) -> GuildConfig:
+        """The rules for a request: its server's, or the bot-wide ones (guild 0) in DMs."""
+        return await self._configs.get(BOT_WIDE if guild_id is None else guild_id)
 
     async def cost(self, request: GenerationRequest) -> float:
         """crun's own estimate when it answers, the local table otherwise."""
@@ -73,9 +85,8 @@ class GenerationService:
         """Every job gets a concrete seed, so Info can show it and Upscale can reuse it."""
         if request.seed is None:
             request = request.with_seed(self.new_seed())
-        validate_request(request)  # before the estimate: a bad request costs no API call
         charge = Charge(await self.cost(request), tuple(role_ids))
-        return await self.engine.submit(
+        return await self._engine.submit(
             request,
             user_id=user_id,
             guild_id=guild_id,
@@ -85,7 +96,7 @@ class GenerationService:
         )
 
     async def get(self, job_id: str) -> Job:
-        job = await self.jobs.get(job_id.strip().lower())
+        job = await self._jobs.get(job_id.strip().lower())
         if job is None:
             raise no_such_job(job_id)
         return job
@@ -109,15 +120,10 @@ class GenerationService:
 
     def upscale(self, job: Job) -> GenerationRequest:
         """Re-render at 4K with the same prompt and seed (plain text-to-image only)."""
-        r = job.request
-        if r.mode is not Mode.TEXT_TO_IMAGE:
-            raise InvalidInput(
-                "Upscale to 4K works only for /imagine results: the model renders edits and "
-                "image sets at 2K at most."
-            )
-        if r.resolution is Resolution.R4K:
-            raise InvalidInput("This image is already 4K.")
-        return dataclasses.replace(r, resolution=Resolution.R4K)
+        refusal = upscale_refusal(job.request)
+        if refusal is not None:
+            raise InvalidInput(refusal)
+        return dataclasses.replace(job.request, resolution=Resolution.R4K)
 
     def vary(self, job: Job, image_url: str, index: int) -> GenerationRequest:
         """A variation of one result image: same prompt, that image as reference, new seed."""

@@ -1,0 +1,84 @@
+"""How a job's run ends, whoever ends it (a submit or a poll): the terminal status is recorded
+(settling or refunding its credits in the store), its slot at crun is freed and delivery begins."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.domain.models import Job, JobStatus
+from bot.jobs.messages import failure_message
+from bot.jobs.progress import ProgressReporter
+from bot.jobs.records import JobRecords
+from bot.jobs.scheduler import Action, Scheduler
+from bot.observability.metrics import NoMetrics
+from bot.store.job_rows import PollView
+from bot.store.jobs import JobRepository
+
+# The engine logs under one name whichever of its parts writes the line.
+log = logging.getLogger("bot.jobs.engine")
+
+
+class Finisher:
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        clock: Callable[[], float],
+        records: JobRecords,
+        scheduler: Scheduler,
+        reporter: ProgressReporter,
+        metrics: NoMetrics,
+    ) -> None:
+        self._jobs = jobs
+        self._clock = clock
+        self._records = records
+        self._scheduler = scheduler
+        self._reporter = reporter
+        self._metrics = metrics
+
+    async def finish(
+        self,
+        job: Job | PollView,
+        status: JobStatus,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        result_urls: tuple[str, ...] = (),
+        credits: float | None = None,
+    ) -> None:
+        self._records.keep_polled(job.id, None)
+        now = self._clock()
+        if await self._jobs.finish(
+            job.id,
+            status=status,
+            now=now,
+            result_urls=result_urls,
+            credits=credits,
+            error_code=error_code,
+            error_message=error_message,
+        ):
+            duration = None if job.submitted_at is None else now - job.submitted_at
+            if status is JobStatus.SUCCEEDED and duration is not None:
+                self._reporter.job_took(duration)
+            self._metrics.job_finished(status.value, duration)
+            log.info("job %s finished: %s", job.id, status.value)
+        await self._records.release_slot(job.id)
+        self._scheduler.schedule(Action.DELIVER, job.id, self._clock())
+
+    async def fail(
+        self, job_id: str, code: str, message: str, *, credits: float | None = None
+    ) -> None:
+        job = await self._jobs.require(job_id)
+        await self.finish(
+            job, JobStatus.FAILED, error_code=code, error_message=message, credits=credits
+        )
+
+    async def finish_uncertain(self, job_id: str, code: str) -> None:
+        job = await self._jobs.require(job_id)
+        await self.finish(
+            job,
+            JobStatus.UNCERTAIN,
+            error_code=code,
+            error_message=failure_message("uncertain", job_id),
+        )

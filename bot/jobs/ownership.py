@@ -1,0 +1,107 @@
+"""This engine's hold on its jobs: it registers as an instance, heartbeats, takes over the jobs
+of instances that died and resumes each one from where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from bot.domain.models import Job, JobStatus
+from bot.jobs.delivery import DeliverySink
+from bot.jobs.fairqueue import FairQueue
+from bot.jobs.records import JobRecords
+from bot.jobs.scheduler import Action, Scheduler
+from bot.jobs.tracking import Tracker
+from bot.observability.context import job_context
+from bot.store.instances import InstanceRepository
+from bot.store.jobs import JobRepository
+
+if TYPE_CHECKING:
+    from bot.jobs.engine import EngineConfig
+
+# The engine logs under one name whichever of its parts writes the line.
+log = logging.getLogger("bot.jobs.engine")
+
+
+class Ownership:
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        jobs: JobRepository,
+        instances: InstanceRepository,
+        sinks: Mapping[str, DeliverySink],
+        config: EngineConfig,
+        clock: Callable[[], float],
+        queue: FairQueue,
+        records: JobRecords,
+        scheduler: Scheduler,
+        tracker: Tracker,
+    ) -> None:
+        self._instance_id = instance_id
+        self._jobs = jobs
+        self._instances = instances
+        self._sinks = sinks  # the engine's own mapping: we adopt jobs for the sinks it has now
+        self._config = config
+        self._clock = clock
+        self._queue = queue
+        self._records = records
+        self._scheduler = scheduler
+        self._tracker = tracker
+
+    async def register(self) -> None:
+        await self._instances.register(self._instance_id, self._clock())
+
+    async def release(self) -> None:
+        """Give our unfinished jobs up: the next engine to start takes them over at once."""
+        await self._instances.unregister(self._instance_id)
+
+    async def heartbeat(self, *, resume: bool) -> None:
+        while True:
+            await asyncio.sleep(self._config.heartbeat_interval)
+            try:
+                await self._instances.heartbeat(self._instance_id, self._clock())
+                if resume:
+                    # Another process may have died holding jobs: take them over.
+                    await self.adopt_orphans()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def adopt_orphans(self) -> int:
+        """Claim the jobs of instances that are gone and resume ours; returns how many."""
+        now = self._clock()
+        await self._instances.claim_orphans(
+            self._instance_id,
+            self._sinks.keys(),
+            now=now,
+            stale_after=self._config.instance_stale_after,
+        )
+        count = 0
+        for job in await self._jobs.unfinished(self._instance_id, self._sinks.keys()):
+            if self._records.runs(job.id):
+                continue
+            count += 1
+            await self._resume(job)
+        return count
+
+    async def _resume(self, job: Job) -> None:
+        self._records.track(job.id, job.user_id, job.guild_id)
+        now = self._clock()
+        status = job.status
+        if status is JobStatus.SUBMITTING:
+            new = await self._jobs.reset_interrupted_submit(job.id, now)
+            with job_context(job.id, job.guild_id):
+                log.warning("job %s was interrupted mid-submit; now %s", job.id, new)
+            status = new or status
+        if status is JobStatus.QUEUED:
+            not_before = await self._jobs.not_before(job.id)
+            if not_before and not_before > now:
+                self._scheduler.schedule(Action.SUBMIT, job.id, not_before)
+            else:
+                self._queue.put(job.id, job.user_id)
+        elif status.tracked:
+            self._tracker.resume(job, now)
+        elif status.terminal:
+            self._scheduler.schedule(Action.DELIVER, job.id, now)

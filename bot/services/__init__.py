@@ -1,0 +1,27 @@
+"""The one door between the Discord faces (cogs, ``bot/ui``) and the core.
+
+Cogs and ``bot/ui`` call these services and use domain types; they never reach a repository, the
+crun client or SQL. ``Services`` is built complete in one place (``Runtime.services``) and never
+changed afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.services.admin import AdminService
+from bot.services.generation import GenerationService
+from bot.services.inputs import InputChecker
+from bot.services.queue import QueueService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    generation: GenerationService
+    inputs: InputChecker
+    admin: AdminService
+    queue: QueueService
+    owner_ids: frozenset[int]  # bot owners: admin in every server
+
+
+__all__ = ["AdminService", "GenerationService", "InputChecker", "QueueService", "Services"]
