@@ -7,8 +7,10 @@ import hashlib
 import json
 import logging
 import signal
+import sys
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -16,6 +18,7 @@ from discord.ext import commands
 from bot.jobs.credits import CreditState
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
+from bot.logging_setup import quiet_irrelevant_discord_warnings
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.settings import Settings
@@ -51,6 +54,7 @@ class WanBot(commands.Bot):
     def __init__(
         self, settings: Settings, *, engine_config: EngineConfig | None = None, **options: Any
     ) -> None:
+        quiet_irrelevant_discord_warnings()  # before discord.py's constructor warns about voice
         # No privileged intents: mentions of the bot still carry their content.
         intents = discord.Intents.default()
         intents.message_content = False
@@ -176,6 +180,8 @@ async def run_bot(settings: Settings) -> int:
             if isinstance(exc, discord.LoginFailure):
                 log.error("Discord rejected DISCORD_TOKEN; check it in the developer portal")
                 return 2
+            if isinstance(exc, UNREACHABLE):
+                return _report_unreachable(exc)
             if exc is not None:
                 raise exc
             return 0
@@ -183,3 +189,20 @@ async def run_bot(settings: Settings) -> int:
         await bot.close()  # turns new commands away first (stop_accepting)
         await runner
     return 0
+
+
+# Discord could not be reached at start-up (discord.py retries by itself once connected).
+UNREACHABLE = (OSError, aiohttp.ClientError, discord.GatewayNotFound, discord.DiscordServerError)
+
+
+def _report_unreachable(exc: BaseException) -> int:
+    """One plain line on stderr instead of a traceback; the details go to the DEBUG log."""
+    log.debug("could not reach Discord", exc_info=exc)
+    cause = str(exc).strip() or type(exc).__name__
+    print(
+        f"wanbot: cannot reach Discord ({cause}). Check this machine's internet connection, "
+        "DNS, proxy and firewall (outgoing HTTPS to discord.com and its gateway), "
+        "and https://discordstatus.com.",
+        file=sys.stderr,
+    )
+    return 1

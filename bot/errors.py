@@ -55,7 +55,10 @@ class WanApiError(WanbotError):
     """The crun API answered with a non-success envelope ``code`` (or an unusable reply)."""
 
     def __init__(self, status: int, code: int | None, message: str) -> None:
-        super().__init__(f"crun API error (http {status}, code {code}): {message}")
+        # A request that never got an answer (status 0) has no "http 0, code None" to show: its
+        # message names the request, the host and the cause.
+        text = message if status == 0 and code is None else None
+        super().__init__(text or f"crun API error (http {status}, code {code}): {message}")
         self.status = status
         self.code = code
         self.message = message
@@ -124,3 +127,8 @@ class WanConnectionError(WanApiError):
 
 class MediaError(UserFacingError):
     """An image could not be downloaded, decoded or fitted."""
+
+
+class DownloadRefused(MediaError):
+    """The address itself is refused (scheme, host): another attempt would get the same answer,
+    so it is never retried. ``detail`` names the setting that would allow it, when one does."""

@@ -130,6 +130,34 @@ class JsonFormatter(logging.Formatter):
 
 _FORMATTER = logging.Formatter()
 
+# discord.py start-up warnings that do not apply to wanbot (docs/operations.md, "Start-up
+# messages"): it never joins voice channels (PyNaCl and davey are voice libraries), and it reads
+# only messages that mention it, whose content Discord sends without the privileged intent (the
+# warning fires for any prefix other than a mention, though the bot has no prefix commands).
+IRRELEVANT_DISCORD_WARNINGS: dict[str, tuple[str, ...]] = {
+    "discord.client": ("PyNaCl is not installed", "davey is not installed"),
+    "discord.ext.commands.bot": ("Privileged message content intent is missing",),
+}
+
+
+class DropMessages(logging.Filter):
+    """Drops records whose message text starts with one of ``prefixes``; passes the rest."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_irrelevant_discord_warnings() -> None:
+    """Filter those warnings on the loggers that emit them (once; safe to call again)."""
+    for name, prefixes in IRRELEVANT_DISCORD_WARNINGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMessages) for f in logger.filters):
+            logger.addFilter(DropMessages(prefixes))
+
 
 def make_handler(
     fmt: LogFormat = "text",
@@ -156,9 +184,7 @@ def setup_logging(
     handler = make_handler(fmt, secrets=secrets, stream=stream)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(True)  # so JSON output stays JSON
-    # aiohttp's access log and discord.py's gateway chatter are noise at INFO. aiosqlite's DEBUG
-    # lines print every statement with its parameters (prompts, callback tokens): never wanted.
+    # aiohttp's access log and discord.py's gateway chatter are noise at INFO.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     return handler

@@ -112,6 +112,16 @@ async def click(
     return await wan.fake.click(user, message, custom_id, **kw)
 
 
+async def submit(
+    wan: WanWorld, user: FakeMember, opener: InteractionHandle, values: dict[str, Any]
+) -> InteractionHandle:
+    """``user`` sends the form ``opener`` showed, once the bot's handlers are idle: discord.py
+    keeps the form only after Discord acknowledged it, and drops a submit that comes sooner."""
+    assert opener.modal is not None, "the bot opened no form"
+    await wan.settle()
+    return await wan.fake.submit_modal(user, opener.modal["custom_id"], values)
+
+
 def job_id_of(message: FakeMessage) -> str:
     """The job id in a result's footer ("job <id> · ...")."""
     return str(message.embeds[0]["footer"]["text"].split()[1])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from bot.domain.models import DeliveryState, Job, JobStatus, ResultImage
-from bot.errors import MediaError
+from bot.errors import DownloadRefused, MediaError
 from bot.jobs.delivery import UNDELIVERED, DeliveryGone, DeliverySink, Outcome
 from bot.jobs.messages import failure_message
 from bot.jobs.records import JobRecords
@@ -122,6 +122,11 @@ class Deliverer:
         limit = sink.upload_limit(job)
         try:
             images = await self._fetch(job, limit)
+        except DownloadRefused as exc:
+            # The address itself is refused (its scheme or host): every attempt would be too.
+            log.warning("job %s: results refused, not retried: %s", job.id, exc.detail)
+            await self._jobs.add_event(job.id, "download-refused", exc.detail, self._clock())
+            return await self._give_up_download(job, "refused")
         except MediaError as exc:
             failures = self._records.download_failed(job.id)
             log.warning("job %s: fetching results failed (%d): %s", job.id, failures, exc.detail)
@@ -129,14 +134,19 @@ class Deliverer:
                 due = self._clock() + self._backoff(failures)
                 self._scheduler.schedule(Action.DELIVER, job.id, due)
                 return None
-            self._records.downloads_settled(job.id)
-            # The member never gets these images, so they are not charged for them; the operator
-            # absorbs what crun billed, as for any failed job.
-            if await self._jobs.refund_settled(job.id, reason="download", now=self._clock()):
-                log.warning("job %s: results could not be fetched; credits refunded", job.id)
-            return Outcome(job=job, error_message=failure_message("download", job.id))
+            return await self._give_up_download(job, "download")
         self._records.downloads_settled(job.id)
         return Outcome(job=job, images=images)
+
+    async def _give_up_download(self, job: Job, reason: str) -> Outcome:
+        """The results will never be fetched: refund them (the reason goes in the job's events)
+        and tell the member."""
+        self._records.downloads_settled(job.id)
+        # The member never gets these images, so they are not charged for them; the operator
+        # absorbs what crun billed, as for any failed job.
+        if await self._jobs.refund_settled(job.id, reason=reason, now=self._clock()):
+            log.warning("job %s: results could not be fetched; credits refunded", job.id)
+        return Outcome(job=job, error_message=failure_message("download", job.id))
 
     async def _fetch(self, job: Job, limit: int) -> tuple[ResultImage, ...]:
         images = []

@@ -14,7 +14,7 @@ from typing import Self
 import aiohttp
 from yarl import URL
 
-from bot.errors import MediaError
+from bot.errors import DownloadRefused, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +160,20 @@ class MediaFetcher:
         self._check_url(parsed)
         return parsed
 
-    def _refuse(self, why: str, where: str) -> MediaError:
+    def _refuse(self, why: str, where: str) -> DownloadRefused:
+        """The address is refused by policy: permanent, so the caller never retries it."""
         detail = f"refused to download {where}: {why}"
         log.warning("%s", detail)
-        return MediaError("That image link can't be used by the bot.", detail=detail)
+        return DownloadRefused("That image link can't be used by the bot.", detail=detail)
 
     def _check_url(self, url: URL) -> None:
         scheme = (url.scheme or "").lower()
         allowed_schemes = ("https", "http") if self._allow_http else ("https",)
         if scheme not in allowed_schemes:
-            raise self._refuse(f"scheme {scheme or '(none)'!r} not allowed", redact_url(url))
+            why = f"scheme {scheme or '(none)'!r} not allowed"
+            if scheme == "http":  # the one a setting allows: name it (the fake crun serves http)
+                why += "; set ALLOW_HTTP_RESULTS=true to accept plain http (local testing only)"
+            raise self._refuse(why, redact_url(url))
         host = (url.host or "").lower().rstrip(".")
         if not host:
             raise self._refuse("no host", redact_url(url))

@@ -1,14 +1,18 @@
 """The SQLite connection, its pragmas and the numbered migrations.
 
-One aiosqlite connection serves the whole process. Statements are serialised through one lock so a
-``BEGIN IMMEDIATE`` transaction is never interleaved with another coroutine's statements.
+One sqlite3 connection serves the whole process, owned by one dedicated thread (``_DatabaseThread``)
+that runs queued work in the order it was queued, so the event loop never waits on SQLite.
+Statements are serialised through one lock so a ``BEGIN IMMEDIATE`` transaction is never
+interleaved with another coroutine's statements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import queue
 import re
 import sqlite3
 import threading
@@ -18,12 +22,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Params = Sequence[Any] | Mapping[str, Any]
+Job = Callable[[sqlite3.Connection], Any]
+# A queued job and the future its outcome goes to (None: it reports its own); no job means stop.
+_Item = tuple[Job | None, asyncio.Future[Any] | None]
+
+_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000", "synchronous=NORMAL")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -42,9 +49,89 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+class _DatabaseThread:
+    """The one thread that opens, uses and closes the sqlite3 connection.
+
+    Jobs are queued synchronously and run back to back, in order, while the event loop prepares
+    the next ones; each job's future is settled on its own loop. A job queued with no future
+    reports its own outcome (the group commit does).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self.closed = False
+
+    async def start(self) -> None:
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        thread = threading.Thread(target=self._run, args=(opened,), name="wanbot-db", daemon=True)
+        thread.start()
+        try:
+            await opened
+        except BaseException:  # also cancelled while opening: let the thread end when it can
+            self.stop()
+            raise
+
+    def put(self, job: Job, future: asyncio.Future[Any] | None) -> None:
+        if self.closed:
+            raise ValueError("the database connection is closed")
+        self._queue.put((job, future))
+
+    def stop(self) -> asyncio.Future[None]:
+        """Close the connection after everything already queued; resolves once it is closed."""
+        stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed = True
+        self._queue.put((None, stopped))
+        return stopped
+
+    def _run(self, opened: asyncio.Future[None]) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+        except BaseException as exc:
+            _resolve(opened, None, exc)
+            return
+        _resolve(opened, None, None)
+        while True:
+            job, future = self._queue.get()
+            if job is None:  # stop(): everything queued before it has run
+                _call(conn.close, future)
+                return
+            _call(functools.partial(job, conn), future)
+
+
+class Cursor:
+    """A statement's outcome inside ``Database.transaction()``: its rows are already fetched."""
+
+    def __init__(self, rows: list[sqlite3.Row], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return list(self._rows)
+
+
+class Connection:
+    """The connection as ``Database.transaction()`` lends it: one thread hop per statement."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Params = ()) -> Cursor:
+        def run(conn: sqlite3.Connection) -> Cursor:
+            cur = conn.execute(sql, params)
+            return Cursor(cur.fetchall(), cur.rowcount)
+
+        return await self._db._enqueue(run)
+
+
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: Path | None) -> None:
-        self._conn = conn
+    def __init__(self, thread: _DatabaseThread, path: Path | None) -> None:
+        self._thread = thread
+        self._conn = Connection(self)
         self._lock = asyncio.Lock()
         self.path = path
         # Group commit: run_transaction calls waiting for the database thread (see _commit_group).
@@ -58,28 +145,27 @@ class Database:
         p = Path(path)
         if str(p) != ":memory:":
             await asyncio.to_thread(p.parent.mkdir, parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(p), isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        db = cls(conn, None if str(p) == ":memory:" else p)
+        thread = _DatabaseThread(str(p))
+        await thread.start()
+        db = cls(thread, None if str(p) == ":memory:" else p)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.execute("PRAGMA synchronous=NORMAL")
+            for pragma in _PRAGMAS:
+                await db._conn.execute(f"PRAGMA {pragma}")
             if migrate:
                 await db.migrate()
         except BaseException:
-            await conn.close()
+            await db.close()
             raise
         return db
 
     async def close(self) -> None:
-        await self._conn.close()
+        """Close once everything already queued has run (a second close does nothing)."""
+        if not self._thread.closed:
+            await self._thread.stop()
 
     async def schema_version(self) -> int:
         async with self._lock:
-            cur = await self._conn.execute("PRAGMA user_version")
-            row = await cur.fetchone()
+            row = await self._enqueue(lambda conn: conn.execute("PRAGMA user_version").fetchone())
         return int(row[0]) if row else 0
 
     async def migrate(self) -> list[str]:
@@ -108,7 +194,7 @@ class Database:
         return applied
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """An exclusive write transaction (BEGIN IMMEDIATE): read-check-write is safe inside."""
         async with self._lock:
             try:
@@ -116,39 +202,26 @@ class Database:
                 yield self._conn
                 await self._conn.execute("COMMIT")
             except BaseException:
-                # Also on cancellation: aiosqlite runs queued statements in order, so a ROLLBACK
+                # Also on cancellation: the thread runs queued statements in order, so a ROLLBACK
                 # queued now lands after a BEGIN/COMMIT whose await was cut short.
                 await asyncio.shield(self._rollback())
                 raise
 
     def _enqueue(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue ``job`` for the connection's thread now; its future resolves when it has run.
+        """Queue ``job`` for the database thread now; its future resolves when it has run.
 
-        This is aiosqlite's own queue (pyproject pins the aiosqlite range it was written
-        against). Queueing happens synchronously, so callers hold ``_lock`` only to queue, not
-        until the answer arrives: the thread runs queued jobs back to back while the event loop
-        prepares the next ones, in the order they were queued.
+        Queueing happens synchronously, so callers hold ``_lock`` only to queue, not until the
+        answer arrives: the thread runs queued jobs back to back while the event loop prepares
+        the next ones, in the order they were queued.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._put(job, future)
+        self._thread.put(job, future)
         return future
-
-    def _raw(self) -> sqlite3.Connection:
-        conn = self._conn
-        if not conn._running or conn._connection is None:
-            raise ValueError("the database connection is closed")
-        return conn._connection
-
-    def _put(
-        self, job: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any] | None
-    ) -> None:
-        raw = self._raw()
-        self._conn._tx.put_nowait((future, lambda: job(raw)))
 
     async def run_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a ``BEGIN IMMEDIATE`` transaction on the connection's own thread.
 
-        Each aiosqlite statement is a round trip to that thread, and for the small writes of the
+        Each awaited statement is a round trip to that thread, and for the small writes of the
         hot paths (a reservation, a job's transitions) those round trips cost more than the SQL.
         Here the whole transaction is one. ``fn`` is plain sqlite3 code: it must not await or touch
         the event loop. It runs all or nothing: when it raises, none of its writes stay. If the
@@ -160,13 +233,14 @@ class Database:
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         async with self._lock:  # only while a transaction() is open elsewhere
-            self._raw()  # closed: raise now, before joining a group that would never run
+            if self._thread.closed:  # raise now, before joining a group that would never run
+                raise ValueError("the database connection is closed")
             with self._group_lock:
                 self._group.append((fn, future))
                 first = not self._group_queued
                 self._group_queued = True
             if first:
-                self._put(self._commit_group, None)
+                self._thread.put(self._commit_group, None)
         return await future
 
     def _commit_group(self, conn: sqlite3.Connection) -> None:
@@ -193,11 +267,11 @@ class Database:
                 conn.execute("ROLLBACK")
             outcomes = [(future, None, exc) for _, future in group]
         if outcomes:
-            outcomes[0][0].get_loop().call_soon_threadsafe(_settle, outcomes)
+            _deliver(outcomes)
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # no transaction was active
-            await self._conn.execute("ROLLBACK")
+            await self._enqueue(lambda conn: conn.execute("ROLLBACK"))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in autocommit mode; returns the changed row count."""
@@ -238,3 +312,27 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             future.set_result(result)
         else:
             future.set_exception(exc)
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """From the database thread: settle the futures (all of one loop) on their loop."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+        outcomes[0][0].get_loop().call_soon_threadsafe(_settle, outcomes)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    _deliver([(future, result, exc)])
+
+
+def _call(fn: Callable[[], Any], future: asyncio.Future[Any] | None) -> None:
+    """On the database thread: run ``fn`` and report its outcome to ``future``."""
+    try:
+        result = fn()
+    except BaseException as exc:
+        if future is None:  # a job that reports its own outcome should not raise
+            log.exception("database job failed")
+        else:
+            _resolve(future, None, exc)
+    else:
+        if future is not None:
+            _resolve(future, result, None)

@@ -11,8 +11,6 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-import aiosqlite
-
 from bot.domain.models import DeliveryState, GenerationRequest, Job, JobStatus, Target
 
 # Jobs with something left to do: not yet terminal, or terminal but not yet delivered.
@@ -48,7 +46,7 @@ def refund(conn: sqlite3.Connection, job_id: str, now: float, *, was: str) -> bo
     return cur.rowcount == 1
 
 
-def row_to_job(row: aiosqlite.Row) -> Job:
+def row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
         user_id=row["user_id"],

@@ -13,6 +13,8 @@ import email.utils
 import importlib.metadata
 import logging
 import random
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -199,11 +201,12 @@ class Transport:
                 body = await _read_capped(endpoint, resp, max_bytes)
                 return Reply(resp.status, body, parse_retry_after(resp.headers))
         except TimeoutError as exc:  # aiohttp's timeout errors subclass it too
-            raise WanTimeout(f"crun {endpoint}: request timed out") from exc
+            raise WanTimeout(self._redact(_timeout_text(request, exc, self._timeout))) from exc
         except aiohttp.ClientConnectorError as exc:
             # No connection was made, so the server cannot have seen the request.
+            where = f"{exc.host}:{exc.port}"
             raise WanConnectionError(
-                self._redact(f"crun {endpoint}: cannot connect ({type(exc).__name__}: {exc})"),
+                self._redact(f"{_what(request)}: cannot connect to {where}: {_cause(exc)}"),
                 sent=False,
             ) from exc
         except aiohttp.InvalidURL as exc:
@@ -213,7 +216,10 @@ class Transport:
         except (aiohttp.ClientError, OSError) as exc:
             # Broke after (or while) sending: the request may have been processed.
             raise WanConnectionError(
-                self._redact(f"crun {endpoint}: connection lost ({type(exc).__name__}: {exc})"),
+                self._redact(
+                    f"{_what(request)}: connection to {_host(request)} lost "
+                    f"({type(exc).__name__}: {exc})"
+                ),
                 sent=True,
             ) from exc
 
@@ -252,6 +258,41 @@ async def _date_slot(
     slot = request_ctx.get("slot") if isinstance(request_ctx, Mapping) else None
     if isinstance(slot, Slot):
         slot.sent()
+
+
+def _url(request: Request) -> yarl.URL:
+    return request.url if isinstance(request.url, yarl.URL) else yarl.URL(request.url)
+
+
+def _host(request: Request) -> str:
+    url = _url(request)
+    return f"{url.host}:{url.port}"
+
+
+def _what(request: Request) -> str:
+    """Which request failed, e.g. ``crun balance (GET /api/v1/client/account/balance)``: never
+    the query, where a presigned upload URL keeps its signature."""
+    return f"crun {request.endpoint} ({request.method} {_url(request).path})"
+
+
+def _cause(exc: aiohttp.ClientConnectorError) -> str:
+    """Why no connection was made, in the words a user searches for."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "the server's TLS certificate was not accepted"
+    err = exc.os_error
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    if isinstance(err, socket.gaierror):
+        return f"host name not found ({err.strerror or err})"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS handshake failed ({err.reason or err})"
+    return err.strerror or str(err) or type(err).__name__
+
+
+def _timeout_text(request: Request, exc: TimeoutError, timeout: aiohttp.ClientTimeout) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"{_what(request)}: no connection to {_host(request)} within {timeout.connect} s"
+    return f"{_what(request)}: no answer from {_host(request)} within {timeout.total} s"
 
 
 def _outcome(exc: WanApiError) -> str:

@@ -17,7 +17,7 @@ from tests.fakes.discord_fake import (
     FakeMessage,
 )
 from tests.helpers import uploaded
-from tests.world import WanWorld, button, click, ephemeral_text, job_id_of
+from tests.world import WanWorld, button, click, ephemeral_text, job_id_of, submit
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -159,9 +159,7 @@ async def test_picking_image_2_of_4_uses_image_2(wan: WanWorld) -> None:
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
         assert "image 4" in opener.modal["title"]
-        await wan.fake.submit_modal(
-            wan.bob, opener.modal["custom_id"], {"instruction": "give them hats"}
-        )
+        await submit(wan, wan.bob, opener, {"instruction": "give them hats"})
         await wan.next_result(before)
         await wan.settle()
         edit = creates(wan)[2]
@@ -180,9 +178,7 @@ async def test_edit_opens_a_form_and_uses_the_result_as_reference(wan: WanWorld)
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
         assert wan.crun.calls["create"] == 1  # nothing is spent until the form is sent
-        submitted = await wan.fake.submit_modal(
-            wan.bob, opener.modal["custom_id"], {"instruction": "make it winter at night"}
-        )
+        submitted = await submit(wan, wan.bob, opener, {"instruction": "make it winter at night"})
         assert (await submitted.wait_response()).type == CB_DEFERRED_MESSAGE
         edited = await wan.next_result(before)
         await wan.settle()
@@ -316,7 +312,7 @@ async def test_a_12_image_set_uses_menus_and_reaches_images_on_the_first_part(
         opener = await click(wan, wan.bob, last, edit_menu["custom_id"], values=["3"])
         assert (await opener.wait_response()).type == CB_MODAL
         assert opener.modal is not None
-        await wan.fake.submit_modal(wan.bob, opener.modal["custom_id"], {"instruction": "in blue"})
+        await submit(wan, wan.bob, opener, {"instruction": "in blue"})
         await wan.next_result(before)
         await wan.settle()
         edit = creates(wan)[1]

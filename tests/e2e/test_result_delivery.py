@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(90)
 # "right-after-status": crun's default 50 ms task, so the result is due while the status message
 # is seconds old (the case that was lost 4 times in 4). "later": the task finishes well after
 # the status message, beyond the history lookup's clock-skew slack.
-FINISH = ["right-after-status", "later"]
+RIGHT, LATER_FINISH = "right-after-status", "later"
 SEND_RESULT = r"^/channels/\d+/messages$"
 HISTORY = SEND_RESULT  # the same route, read with GET
 LATER = 6.0  # seconds; longer than the 5 s slack before finished_at that the lookup reads
@@ -32,11 +32,11 @@ LATER = 6.0  # seconds; longer than the 5 s slack before finished_at that the lo
 
 async def run_imagine(wan: WanWorld, finish: str) -> tuple[InteractionHandle, Job]:
     """Alice's /imagine with the bot running; returns her status handle and the settled job."""
-    if finish == "later":
+    if finish == LATER_FINISH:
         wan.crun.task_latency = None
     async with wan.fake.running(wan.bot()):
         handle = await wan.imagine(wait="status")
-        if finish == "later":
+        if finish == LATER_FINISH:
             task_id = await wan.one_task()
             await asyncio.sleep(LATER)  # lets wall time pass; nothing is asserted on timing
             wan.crun.finish(task_id)
@@ -64,8 +64,12 @@ def assert_posted_once(wan: WanWorld, handle: InteractionHandle, job: Job) -> Fa
     return result
 
 
-@pytest.mark.parametrize("finish", FINISH)
-@pytest.mark.parametrize("failures", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("finish", "failures"),
+    # Every count right after the status (the case that was lost); a later finish once with the
+    # count that took the status message for the result: each "later" run waits LATER seconds.
+    [(RIGHT, 1), (RIGHT, 2), (RIGHT, 3), (LATER_FINISH, 2), (LATER_FINISH, 3)],
+)
 async def test_uploads_answering_503_still_post_the_result_exactly_once(
     wan: WanWorld, finish: str, failures: int
 ) -> None:
@@ -78,9 +82,15 @@ async def test_uploads_answering_503_still_post_the_result_exactly_once(
     assert [r.status for r in sent] == [503] * failures + [200]
 
 
-@pytest.mark.parametrize("finish", FINISH)
 @pytest.mark.parametrize(
-    "answers", [(500,), (429, 429), (500, 429, 503)], ids=["500", "429x2", "500-429-503"]
+    ("finish", "answers"),
+    [
+        (RIGHT, (500,)),
+        (RIGHT, (429, 429)),
+        (RIGHT, (500, 429, 503)),
+        (LATER_FINISH, (500, 429, 503)),
+    ],
+    ids=["500", "429x2", "500-429-503", "500-429-503-later"],
 )
 async def test_uploads_answering_500_and_429_still_post_the_result_exactly_once(
     wan: WanWorld, finish: str, answers: tuple[int, ...]

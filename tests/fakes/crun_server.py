@@ -854,6 +854,15 @@ async def _serve(port: int, key: str, latency: float, size: int) -> None:
         api_key=key, port=port, task_latency=latency, image_size=(size, size)
     ) as crun:
         print(f"fake crun on {crun.base_url} (key {key})", flush=True)
+        print(
+            "Its result URLs are plain http, which wanbot refuses unless ALLOW_HTTP_RESULTS=true"
+            " (for local testing only). Try the CLI from the project folder in another terminal"
+            " (its own database, so your real one stays clean):\n"
+            f"  WAN_API_BASE={crun.base_url} WAN_API_KEY={key} ALLOW_HTTP_RESULTS=true"
+            " DATABASE_URL=sqlite:///data/fake-crun.sqlite3"
+            ' .venv/bin/wanbot generate "a lighthouse at dusk" --out out',
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 

@@ -8,9 +8,12 @@ check a few commands by name; this walks all of them, with every option filled i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import discord
 import pytest
 from discord import app_commands
@@ -87,15 +90,18 @@ def reply(handle: InteractionHandle) -> tuple[str, bool]:
 
 async def db_state(wan: WanWorld) -> dict[str, list[tuple[Any, ...]]]:
     path = wan.tmp_path / "wanbot.sqlite3"
-    async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as db:
-        cur = await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        tables = [str(r[0]) for r in await cur.fetchall()]
+    return await asyncio.to_thread(_read_state, path)
+
+
+def _read_state(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         state = {}
-        for t in tables:
+        for (t,) in names:
             if t == "instances":
                 continue  # the engine's heartbeat, written on a timer
-            cur = await db.execute(f'SELECT * FROM "{t}"')
-            state[t] = sorted(map(tuple, await cur.fetchall()), key=repr)
+            rows = db.execute(f'SELECT * FROM "{t}"').fetchall()
+            state[str(t)] = sorted(map(tuple, rows), key=repr)
     return state
 
 

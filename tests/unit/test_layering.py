@@ -1,6 +1,6 @@
 """The layers of bot/ and cogs/, read from the source: imports only ever point down.
 
-    bot.app, bot.__main__  the processes: the bot loads the cogs, the CLI needs none
+    bot.app, bot.__main__, bot.cli  the processes: the bot loads the cogs, the CLI needs none
     cogs                   thin Discord faces
     bot.ui                 Discord-facing core: doors, the one job flow, sink, embeds, buttons
     bot.runtime            opens the resources and builds the services
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[tuple[str, int]] = [
     ("bot.app", 9),
     ("bot.__main__", 9),
+    ("bot.cli", 9),
     ("cogs", 8),
     ("bot.ui", 7),
     ("bot.runtime", 6),

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from bot.domain.models import GenerationRequest, Target
-from bot.logging_setup import MASK, Redactor, make_handler, setup_logging
+from bot.logging_setup import (
+    MASK,
+    Redactor,
+    make_handler,
+    quiet_irrelevant_discord_warnings,
+    setup_logging,
+)
 from bot.observability.context import bind_job, current_job, job_context
 from tests.conftest import Harness
 
@@ -188,6 +194,30 @@ def test_setup_logging_json_captures_warnings(root_logger: logging.Logger) -> No
     assert len(docs) == 1
     assert docs[0]["logger"] == "py.warnings"
     assert "careful" in str(docs[0]["message"])
+
+
+def test_only_the_discord_warnings_that_do_not_apply_are_dropped() -> None:
+    """Voice libraries and the message content intent: hidden; other discord.py warnings stay."""
+    quiet_irrelevant_discord_warnings()
+    quiet_irrelevant_discord_warnings()  # idempotent: one filter per logger
+    client = logging.getLogger("discord.client")
+    commands_bot = logging.getLogger("discord.ext.commands.bot")
+    assert len(client.filters) == 1
+    stream = io.StringIO()
+    handler = make_handler("text", stream=stream)
+    for logger in (client, commands_bot):
+        logger.addHandler(handler)
+    try:
+        client.warning("PyNaCl is not installed, voice will NOT be supported")
+        client.warning("davey is not installed, voice will NOT be supported")
+        commands_bot.warning("Privileged message content intent is missing, commands may not work")
+        client.warning("Application has an interaction endpoint URL set, this means ...")
+    finally:
+        for logger in (client, commands_bot):
+            logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "interaction endpoint URL" in lines[0]
 
 
 # --- the engine tags its lines -------------------------------------------------------------------

@@ -64,8 +64,12 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
         ("POLL_INTERVAL_MIN", "soon"),
         ("POLL_INTERVAL_MIN", "-1"),
         ("WAN_API_BASE", "api.crun.ai"),
+        ("WAN_API_BASE", "https://"),  # no host: a prefix test let this through
+        ("WAN_API_BASE", "ftp://api.crun.ai"),
+        ("HEALTH_LISTEN", "0.0.0.0:70000"),
         ("DATABASE_URL", "postgres://x"),
         ("CALLBACK_LISTEN", "8080"),
+        ("CALLBACK_LISTEN", "127.0.0.1:0"),  # the receiver's address must be known to crun
         ("CALLBACK_PUBLIC_URL", "bot.example.net"),
         ("MAX_CONCURRENT_JOBS", "0"),
         ("LOG_LEVEL", "LOUD"),
@@ -87,3 +91,15 @@ def test_poll_interval_order_is_checked(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("POLL_INTERVAL_MAX", "10")
     with pytest.raises(ConfigError, match="POLL_INTERVAL_MAX"):
         load_settings()
+
+
+def test_urls_levels_and_addresses_are_tidied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAN_API_BASE", "http://127.0.0.1:8000/")
+    monkeypatch.setenv("CALLBACK_PUBLIC_URL", "")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("HEALTH_LISTEN", " [::]:0 ")
+    s = load_settings()
+    assert s.wan_api_base == "http://127.0.0.1:8000"
+    assert s.callback_public_url is None
+    assert s.log_level == "DEBUG"
+    assert s.health_listen == "[::]:0"

@@ -332,3 +332,53 @@ async def test_a_failed_group_commit_fails_every_member_and_keeps_nothing(
     # The connection is usable afterwards.
     await db.run_transaction(lambda c: c.execute("INSERT INTO p VALUES (2)"))
     assert [r[0] for r in await db.fetchall("SELECT id FROM p")] == [2]
+
+
+async def test_every_statement_runs_on_one_thread_that_is_not_the_event_loop(
+    repo: JobRepository,
+) -> None:
+    db = repo.db
+    seen: set[int] = set()
+    db_thread = await db.run_transaction(lambda conn: threading.get_ident())
+    await db.run_transaction(lambda conn: conn.create_function("tid", 0, threading.get_ident))
+    async with db.transaction() as conn:
+        row = await (await conn.execute("SELECT tid()")).fetchone()
+        seen.add(row[0])
+    seen.add((await db.fetchone("SELECT tid()"))[0])
+    seen.add((await db.fetchall("SELECT tid()"))[0][0])
+    assert seen == {db_thread}
+    assert db_thread != threading.get_ident()
+
+
+async def test_the_event_loop_keeps_running_while_the_database_thread_is_busy(
+    repo: JobRepository,
+) -> None:
+    release = _Release()
+    blocker = asyncio.create_task(_hold_the_thread(repo.db, release))
+    await blocker_started(release)
+    ticks = 0
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 5 and not blocker.done()
+    release.set()
+    await blocker
+
+
+async def test_close_runs_what_was_queued_then_refuses_more_work(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "w.sqlite3")
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    pending = asyncio.create_task(
+        db.run_transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    )
+    await asyncio.sleep(0)  # queued
+    await db.close()
+    await pending
+    await db.close()  # a second close does nothing
+    with pytest.raises(ValueError, match="closed"):
+        await db.fetchall("SELECT x FROM t")
+    with pytest.raises(ValueError, match="closed"):
+        await db.run_transaction(lambda c: None)
+    con = sqlite3.connect(tmp_path / "w.sqlite3")
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    con.close()

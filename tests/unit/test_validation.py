@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import math
+import operator
 import re
 from dataclasses import replace
 from decimal import Decimal
@@ -251,9 +254,14 @@ def test_palette_sum_must_be_exactly_100() -> None:
 
 
 def test_palette_sum_uses_exact_decimals() -> None:
-    shares = ("16.75%", "52.01%", "31.24%")
-    # Binary floating point gets this sum wrong; a float-based check would reject it.
-    assert sum(float(r[:-1]) for r in shares) != 100.0
+    shares = ("64.07%", "31.24%", "4.69%")
+    # These add up to 100.00 exactly, but as binary floats they do not, on every Python version:
+    # neither summed left to right nor correctly rounded (math.fsum; since 3.12 sum() is
+    # compensated, so the old shares 16.75/52.01/31.24 summed to 100.0 there). A float-based
+    # check, naive or compensated, would reject them.
+    floats = [float(r[:-1]) for r in shares]
+    assert math.fsum(floats) != 100.0
+    assert functools.reduce(operator.add, floats) != 100.0
     validate_request(t2i(color_palette=tuple(PaletteColor("#aabbcc", r) for r in shares)))
 
 
