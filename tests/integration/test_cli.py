@@ -17,6 +17,8 @@ from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
 from tests.processes import cli_env, start
 
+pytestmark = pytest.mark.process  # runs the real `wanbot` process
+
 
 class Result:
     def __init__(self, code: int, out: str, err: str) -> None:

@@ -22,6 +22,8 @@ from tests.helpers import wait_until
 from tests.integration.test_cli import Result, wanbot
 from tests.processes import ROOT, cli_env, start
 
+pytestmark = pytest.mark.process  # runs the real `wanbot` process
+
 
 def closed_port() -> int:
     """A local port nothing listens on: connecting to it is refused at once."""

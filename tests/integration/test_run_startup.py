@@ -14,7 +14,10 @@ from tests.fakes.discord_fake import DiscordFake
 from tests.helpers import wait_until
 from tests.processes import Running, cli_env, start
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 # What discord.py warns about at start-up that does not apply to wanbot (no voice, no
 # privileged intents): it must not reach the operator's log.

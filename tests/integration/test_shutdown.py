@@ -17,7 +17,7 @@ from tests.world import WanWorld, button, click, discord_fake, ephemeral_text, w
 
 __all__ = ["discord_fake", "wan"]  # the e2e world's fixtures, used here too
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

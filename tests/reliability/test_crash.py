@@ -58,6 +58,7 @@ FAILURE_TITLES = {"Could not make this image", "Not sure it started"}
 PLANNED = ("submit", "poll", "upload", "delivery", "random")
 
 pytestmark = [
+    pytest.mark.process,
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
     pytest.mark.timeout(600 if FULL else 120),
 ]
