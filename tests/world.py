@@ -156,10 +156,10 @@ class WanWorld:
     def bot(self, **overrides: Any) -> WanBot:
         """The bot with fast engine clocks (``engine={...}`` overrides fields); the quota policy
         comes from its settings, as in production."""
-        engine = {"quota": None, **overrides.pop("engine", {})}
+        engine = overrides.pop("engine", {})
         settings = self.settings(**overrides)
-        engine["quota"] = engine["quota"] or settings.quota_policy()
-        return WanBot(settings, engine_config=dataclasses.replace(FAST, **engine))
+        config = dataclasses.replace(FAST, **{"quota": settings.quota_policy(), **engine})
+        return WanBot(settings, engine_config=config)
 
     def add_admin(self, username: str = "admin") -> FakeMember:
         """A member of a role with Manage Server (what the admin commands ask for)."""

@@ -207,12 +207,11 @@ class InteractionDriver:
         data = self._command_data(cmd, {"options": nested})
         if resolved:
             data["resolved"] = resolved
-        payload, fake_user, limit = payloads.interaction_create(
-            self.world,
-            IT_COMMAND,
+        return await self._invoke_command(
             user,
             guild,
             channel,
+            name,
             data,
             locale=locale,
             app_permissions=app_permissions,
@@ -221,16 +220,6 @@ class InteractionDriver:
             context=context,
             authorizing_integration_owners=authorizing_integration_owners,
         )
-        handle = InteractionHandle(
-            self._wait_for,
-            payload,
-            user=fake_user,
-            guild=guild,
-            channel=channel,
-            attachment_size_limit=limit,
-            command_name=name,
-        )
-        return await self._send(handle)
 
     async def autocomplete(
         self,
