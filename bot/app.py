@@ -15,7 +15,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.jobs.credits import CreditState
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
 from bot.logging_setup import quiet_irrelevant_discord_warnings
@@ -119,8 +118,9 @@ class WanBot(commands.Bot):
         log.info("synced %d commands%s", len(payload), f" to guild {guild_id}" if guild_id else "")
         return True
 
-    async def post_alert(self, state: CreditState, message: str) -> None:
-        """Credit alerts go to every server's alerts channel (the crun account is shared)."""
+    async def post_alert(self, topic: str, message: str) -> None:
+        """Alerts (credits, the field map) go to every server's alerts channel: the crun account
+        and the model are shared. ``topic`` says what the alert is about, for the log."""
         if self.services is None:
             return
         for guild_id, channel_id in await self.services.admin.alert_channels():
@@ -129,7 +129,7 @@ class WanBot(commands.Bot):
                 await channel.send(message, allowed_mentions=NO_PINGS)
             except discord.HTTPException as exc:
                 log.warning("alert to channel %s failed: %s", channel_id, exc)
-        log.warning("credit alert (%s) posted: %s", state.value, message)
+        log.warning("alert (%s) posted: %s", topic, message)
 
     def gateway_connected(self) -> bool:
         """For /healthz: ready, not closing, and the websocket is open right now."""

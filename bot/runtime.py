@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 from aiohttp import web
 
-from bot.errors import WanApiError
-from bot.jobs.credits import Alert, CreditMonitor, CreditState
+from bot.jobs.credits import Alert, CreditMonitor
 from bot.jobs.delivery import DeliverySink
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.housekeeping import Housekeeping
+from bot.jobs.schema_watch import SchemaWatch
 from bot.media import MediaFetcher
 from bot.observability.health import HealthChecker, health_route, split_host_port
 from bot.observability.metrics import Metrics, metrics_route
@@ -32,8 +33,8 @@ from bot.wan.estimates import CostEstimator
 log = logging.getLogger(__name__)
 
 
-async def _log_alert(state: CreditState, message: str) -> None:
-    log.warning("credit alert (%s): %s", state.value, message)
+async def _log_alert(topic: str, message: str) -> None:
+    log.warning("alert (%s): %s", topic, message)
 
 
 # Builds a delivery sink once the runtime's stores are open (the Discord sink saves receipts).
@@ -67,10 +68,12 @@ class Runtime:
         engine_config: EngineConfig | None = None,
         alert: Alert | None = None,
         gateway: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._sinks = sinks
         self._engine_config = engine_config or engine_config_from(settings)
+        self._clock = clock  # the engine's clock (tests move it)
         self._stack = AsyncExitStack()
         self.db: Database
         self.jobs: JobRepository
@@ -79,11 +82,12 @@ class Runtime:
         self.configs: GuildConfigRepository
         self.client: WanClient
         self.fetcher: MediaFetcher
-        self.contract = Contract()
+        self.contract = Contract(override=settings.wan_field_map)
         self.engine: JobEngine
         self.callback_server: CallbackServer | None = None
         self.alert: Alert = alert or _log_alert
         self.credits: CreditMonitor
+        self.schema_watch: SchemaWatch
         self.metrics = Metrics()  # its own registry: one per runtime, never the global one
         self.health: HealthChecker
         self._gateway = gateway  # "is Discord connected?" for /healthz; None in the CLI
@@ -121,6 +125,7 @@ class Runtime:
                 connect_timeout=s.wan_connect_timeout,
             )
             self._stack.push_async_callback(self.fetcher.close)
+            self.schema_watch = self._open_schema_watch()
             await self.refresh_schema()
             self.credits = CreditMonitor(
                 self.client, self.meta, threshold=s.low_balance_threshold, alert=self.alert
@@ -134,6 +139,8 @@ class Runtime:
                 config=self._engine_config,
                 metrics=self.metrics,
                 credits=self.credits,
+                schema_watch=self.schema_watch,
+                clock=self._clock,
             )
             self.metrics.watch_engine(self.engine)
             self.services = self._services()
@@ -143,6 +150,17 @@ class Runtime:
             await self._stack.aclose()
             raise
         return self
+
+    def _open_schema_watch(self) -> SchemaWatch:
+        watch = SchemaWatch(
+            self.client,
+            self.contract,
+            alert=self.alert,
+            interval=self.settings.wan_schema_refresh,
+        )
+        # Stopped even if its timer never ran (the CLI): a 422 may have begun a re-read.
+        self._stack.push_async_callback(watch.stop)
+        return watch
 
     def _services(self) -> Services:
         s = self.settings
@@ -168,6 +186,7 @@ class Runtime:
         s = self.settings
         await self.credits.start()
         self._stack.push_async_callback(self.credits.stop)
+        await self.schema_watch.start()  # the timed re-reads (stopped with the runtime)
         await self.engine.start(resume=resume)
         self._stack.push_async_callback(self.engine.stop)
         self.housekeeping = Housekeeping(self.jobs, self.quotas, retention_days=s.retention_days)
@@ -208,13 +227,9 @@ class Runtime:
         self.health.record_api_call(endpoint, outcome)
 
     async def refresh_schema(self) -> list[str]:
-        """Read crun's live schema; its field names win. Unreachable schema: keep the defaults."""
-        try:
-            schema = await self.client.model_schema()
-        except WanApiError as exc:
-            log.warning("live model schema unavailable (%s); using built-in field names", exc)
-            return []
-        return self.contract.apply_schema(schema)
+        """Read crun's live schema; its field names win. Unreachable schema: keep the map in
+        force (the built-in names at start). Not announced: this is the map the bot starts with."""
+        return await self.schema_watch.refresh(announce=False)
 
     async def close(self) -> None:
         await self._stack.aclose()

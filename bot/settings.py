@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     wan_connect_timeout: float = Field(10.0, gt=0, le=120)
     wan_get_retries: int = Field(3, ge=0, le=10)
     api_rate_limit: float = Field(5.0, gt=0, le=100, description="crun requests per second")
+    # JSON object, concept -> input field path (or null): wins over the live schema.
+    wan_field_map: str | None = None
+    wan_schema_refresh: float = Field(
+        6 * 3600.0, ge=60, le=7 * 86_400, description="seconds between live-schema reads"
+    )
 
     # --- storage ---
     database_url: str = "sqlite:///data/wanbot.sqlite3"
@@ -102,6 +108,23 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ValueError(f"must be an http:// or https:// URL ({_first_error(exc)})") from None
         return str(url).rstrip("/")
+
+    @field_validator("wan_field_map")
+    @classmethod
+    def _field_map(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            doc = json.loads(v)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not all(
+            isinstance(p, str | type(None)) for p in doc.values()
+        ):
+            raise ValueError(
+                'must be a JSON object of concept -> field path, e.g. {"images": "refs"}'
+            )
+        return v.strip()
 
     @field_validator("database_url")
     @classmethod

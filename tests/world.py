@@ -168,6 +168,15 @@ class WanWorld:
         )
         return self.fake.add_member(self.guild, username=username, roles=[role])
 
+    async def set_alerts_channel(self) -> int:
+        """An admin points the bot's alerts at a new #bot-alerts channel; returns its id."""
+        boss = self.add_admin("boss")
+        alerts = self.fake.add_channel(self.guild, "bot-alerts")
+        command = "wan-admin config alerts-channel-set"
+        handle = await self.fake.slash(boss, self.guild, self.channel, command, {"channel": alerts})
+        await handle.wait_response()
+        return alerts.id
+
     # --- commands ---------------------------------------------------------------------------------
 
     async def imagine(
@@ -326,14 +335,18 @@ class WanWorld:
         return job
 
 
+def world_for(fake: DiscordFake, crun: FakeCrun, tmp_path: Path) -> WanWorld:
+    """One server ("Wan Lab", channel #art) with alice, bob and a moderator, beside ``crun``."""
+    guild = fake.add_guild("Wan Lab")
+    channel = fake.add_channel(guild, "art")
+    alice = fake.add_member(guild, username="alice")
+    bob = fake.add_member(guild, username="bob")
+    mods = fake.add_role(guild, "mods", discord.Permissions(manage_messages=True).value)
+    mod = fake.add_member(guild, username="mod", roles=[mods])
+    return WanWorld(fake, crun, tmp_path, guild, channel, alice, bob, mod)
+
+
 @pytest.fixture
 async def wan(discord_fake: DiscordFake, tmp_path: Path) -> AsyncIterator[WanWorld]:
     async with FakeCrun() as crun:
-        fake = discord_fake
-        guild = fake.add_guild("Wan Lab")
-        channel = fake.add_channel(guild, "art")
-        alice = fake.add_member(guild, username="alice")
-        bob = fake.add_member(guild, username="bob")
-        mods = fake.add_role(guild, "mods", discord.Permissions(manage_messages=True).value)
-        mod = fake.add_member(guild, username="mod", roles=[mods])
-        yield WanWorld(fake, crun, tmp_path, guild, channel, alice, bob, mod)
+        yield world_for(discord_fake, crun, tmp_path)

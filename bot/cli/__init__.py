@@ -1,1 +1,3 @@
-"""Parts of the command line that need no I/O (the commands themselves run in bot/__main__.py)."""
+"""The command line: argument parsing (``args``), `check` and its `--probe` (``check``, ``probe``),
+the engine path `generate` shares (``generating``), reachability (``reach``) and report lines
+(``report``). ``bot/__main__.py`` dispatches to them."""

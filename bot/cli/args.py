@@ -1,7 +1,8 @@
 """The command line's arguments: the parser (with help for every command and option), the exit
 codes, and the generation request the flags describe, checked by the domain's rules.
 
-Plain Python over the domain: no I/O, so any layer may read it (bot/__main__.py runs the commands).
+Plain Python over the domain: no I/O, so any layer may read it (bot/__main__.py and the command
+modules beside this one run the commands).
 """
 
 from __future__ import annotations
@@ -39,19 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Discord bot (reads .env). Resumes every unfinished job first, "
         "also the ones an interrupted `wanbot generate` left.",
     )
-    c = sub.add_parser(
-        "check",
-        help="check settings, database, API key and crun's live schema",
-        description="Check the settings, the database, that crun answers and accepts the API "
-        "key, and crun's live model schema. DISCORD_TOKEN is only a note unless --for run.",
-    )
-    c.add_argument(
-        "--for",
-        dest="purpose",
-        choices=("cli", "run"),
-        default="cli",
-        help="cli (default): what `generate` needs; run: also DISCORD_TOKEN, for the bot",
-    )
+    _add_check(sub)
     sub.add_parser(
         "migrate",
         help="create or upgrade the database",
@@ -79,6 +68,51 @@ def build_parser() -> argparse.ArgumentParser:
         "billed), ones at crun are fetched. Prints the files.",
     )
     return p
+
+
+def _add_check(sub: argparse._SubParsersAction[_Parser]) -> None:
+    c = sub.add_parser(
+        "check",
+        help="check settings, database, API key, crun's live schema and the field map",
+        description="Check the settings, the database, that crun answers and accepts the API "
+        "key, crun's live model schema and the field map the bot will use (WAN_FIELD_MAP wins "
+        "over the schema). Fails when the schema stops a whole mode and names the fix. "
+        "DISCORD_TOKEN is only a note unless --for run.",
+        epilog="First run against the real crun: `wanbot check`, then `wanbot check --probe`, "
+        "then once `wanbot check --probe --spend` (docs/operations.md). " + EXIT_CODES,
+    )
+    c.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("cli", "run"),
+        default="cli",
+        help="cli (default): what `generate` needs; run: also DISCORD_TOKEN, for the bot",
+    )
+    c.add_argument(
+        "--probe",
+        action="store_true",
+        help="also ask crun's EstimateTask (free, nothing is created) about one request per "
+        "mode: text-to-image, an edit of one uploaded 256x256 test image, an image set of 2; "
+        "prints each `input` and crun's verdict; fails unless every mode is accepted",
+    )
+    c.add_argument(
+        "--spend",
+        action="store_true",
+        help="with --probe, when everything passed: make ONE 1K text-to-image image "
+        "(CreateTask, billed) the way `generate` does, and print the file and the credits charged",
+    )
+    c.add_argument(
+        "--out",
+        metavar="DIR",
+        help="with --spend: folder for the image (default: ./out, as `generate`)",
+    )
+    c.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --spend: stop waiting for the image after this long (default 600; the job "
+        "stays saved for `wanbot jobs resume`)",
+    )
 
 
 def _add_generate(sub: argparse._SubParsersAction[_Parser]) -> None:

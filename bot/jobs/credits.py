@@ -28,7 +28,10 @@ class CreditState(enum.StrEnum):
     OUT = "out"
 
 
-Alert = Callable[[CreditState, str], Awaitable[None]]
+# An alert for the servers' admins: (topic, message). The topic says what it is about: a
+# CreditState for the balance (a StrEnum, so "low", "out", "ok"), "schema" or "contract" for the
+# field map (bot.jobs.schema_watch).
+Alert = Callable[[str, str], Awaitable[None]]
 
 
 class CreditMonitor:

@@ -45,6 +45,7 @@ from bot.jobs.ownership import Ownership
 from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Backoff, Scheduler
+from bot.jobs.schema_watch import SchemaWatch
 from bot.jobs.submitting import Submitter
 from bot.jobs.tracking import Tracker
 from bot.media import MediaFetcher
@@ -113,6 +114,7 @@ class JobEngine:
         rng: random.Random | None = None,
         metrics: NoMetrics = NO_METRICS,
         credits: CreditMonitor | None = None,
+        schema_watch: SchemaWatch | None = None,
     ) -> None:
         self.jobs = jobs
         self.client = client
@@ -132,7 +134,7 @@ class JobEngine:
         self._records = JobRecords(max_at_crun=self.config.max_concurrent_jobs)
         self._scheduler = Scheduler(clock, self._work)
         self._reporter = ProgressReporter(self.sinks, timeout=self.config.progress_timeout)
-        self._wire(rng or random.Random(), credits)  # noqa: S311 - jitter, not security
+        self._wire(rng or random.Random(), credits, schema_watch)  # noqa: S311 - jitter
         self._ownership = Ownership(
             instance_id=self.instance_id,
             jobs=self.jobs,
@@ -146,7 +148,9 @@ class JobEngine:
             tracker=self._tracker,
         )
 
-    def _wire(self, rng: random.Random, credits: CreditMonitor | None) -> None:
+    def _wire(
+        self, rng: random.Random, credits: CreditMonitor | None, watch: SchemaWatch | None
+    ) -> None:
         """Build the parts that take a job through its steps; they share the store, the clock,
         the records and the scheduler."""
         c = self.config
@@ -185,6 +189,7 @@ class JobEngine:
             work=self._work,
             tracker=self._tracker,
             credits=credits,
+            schema_watch=watch,
             finisher=finisher,
             reporter=self._reporter,
         )
@@ -287,6 +292,7 @@ class JobEngine:
                 "admins have been told; please try again later. Nothing was charged."
             )
         validate_request(request)
+        self.contract.check(request)  # what the live schema cannot take is refused now
         try:
             job = await self.jobs.create(
                 user_id=user_id,

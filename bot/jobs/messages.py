@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.domain.validation import normalise_prompt
 from bot.errors import (
     AuthError,
     FeatureDisabled,
@@ -20,6 +21,14 @@ _MODERATION_HINTS = ("inspection", "moderat", "sensitive", "safety", "nsfw", "po
 def _clip(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def without_prompt(message: str, prompt: str) -> str:
+    """crun may echo the input back: its words are not a field name, nor for the admins' eyes."""
+    for text in {prompt, normalise_prompt(prompt)}:
+        if len(text) >= 3:
+            message = message.replace(text, "[…]")  # not a word a field name could match
+    return message
 
 
 def failure_message(kind: str, job_id: str, *, reason: str | None = None) -> str:
@@ -51,8 +60,11 @@ def failure_message(kind: str, job_id: str, *, reason: str | None = None) -> str
     return f"Something went wrong on our side. Please try again. {ref}"
 
 
-def user_message_for_api_error(exc: WanApiError) -> str:
-    """The user's view of a refused submission; the operator gets the details in the log."""
+def user_message_for_api_error(exc: WanApiError, *, field: str | None = None) -> str:
+    """The user's view of a refused submission; the operator gets the details in the log.
+
+    ``field`` is the input field crun's 422 named, when the contract recognised one.
+    """
     if isinstance(exc, InsufficientCredits):
         return (
             "This server's image credits have run out. An admin needs to top up the crun.ai "
@@ -65,6 +77,10 @@ def user_message_for_api_error(exc: WanApiError) -> str:
         )
     if isinstance(exc, ValidationError):
         hint = f" ({_clip(exc.message, 300)})" if exc.message else ""
+        if field:
+            return (
+                f"The image service rejected the `{field}` setting{hint}. Adjust it and try again."
+            )
         return f"The image service rejected these settings{hint}. Adjust them and try again."
     if isinstance(exc, RateLimited):
         return "The image service is busy right now. Please try again in a few minutes."

@@ -32,10 +32,11 @@ from bot.jobs.credits import CreditMonitor
 from bot.jobs.delivery import Progress, ProgressKind
 from bot.jobs.fairqueue import FairQueue
 from bot.jobs.finishing import Finisher
-from bot.jobs.messages import failure_message, user_message_for_api_error
+from bot.jobs.messages import failure_message, user_message_for_api_error, without_prompt
 from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Backoff, Scheduler
+from bot.jobs.schema_watch import SchemaWatch
 from bot.jobs.tracking import Tracker
 from bot.media import MediaFetcher, check_input_image_async, prepare_for_upload_async
 from bot.observability.context import bind_job
@@ -69,6 +70,7 @@ class Submitter:
         finisher: Finisher,
         reporter: ProgressReporter,
         credits: CreditMonitor | None,
+        schema_watch: SchemaWatch | None = None,
     ) -> None:
         self._jobs = jobs
         self._client = client
@@ -85,6 +87,7 @@ class Submitter:
         self._finisher = finisher
         self._reporter = reporter
         self.credits = credits  # pauses submissions while crun is out
+        self._schema_watch = schema_watch  # hears of CreateTask 422s (re-reads, alerts)
 
     def back_in_line(self, job_id: str) -> None:
         """A refused submit has waited long enough: queue it again."""
@@ -164,10 +167,22 @@ class Submitter:
         if not sent or definitive:
             level = logging.ERROR if isinstance(exc, AuthError | NotFound) else logging.WARNING
             log.log(level, "job %s: submit rejected: %s", job_id, exc)
-            await self._finisher.fail(job_id, _code_name(exc), user_message_for_api_error(exc))
+            field = self._refused_field(job, exc) if sent else None
+            message = user_message_for_api_error(exc, field=field)
+            await self._finisher.fail(job_id, _code_name(exc), message)
             return
         log.error("job %s: CreateTask outcome unknown (%s); not resending", job_id, exc)
         await self._finisher.finish_uncertain(job_id, _code_name(exc))
+
+    def _refused_field(self, job: Job, exc: WanApiError) -> str | None:
+        """A CreateTask 422: the field crun named (for the member), and the watch is told."""
+        if not isinstance(exc, ValidationError):
+            return None
+        said = without_prompt(exc.message, job.request.prompt)
+        field = self._contract.field_in(said)
+        if self._schema_watch is not None:
+            self._schema_watch.create_refused(job.request.mode, field, said, now=self._clock())
+        return field
 
     async def _retry_later(self, job_id: str, exc: WanApiError) -> None:
         """crun refused before creating anything: back to the queue once a backoff has passed."""

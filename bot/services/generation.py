@@ -28,6 +28,7 @@ from bot.jobs.engine import JobEngine
 from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.quotas import Charge
+from bot.wan.contract import Concept
 
 Estimator = Callable[[GenerationRequest], Awaitable[float | None]]
 
@@ -72,6 +73,10 @@ class GenerationService:
     def new_seed(self) -> int:
         return self._rng.randint(0, SEED_MAX)
 
+    def check(self, request: GenerationRequest) -> None:
+        """Refuse now (InvalidInput) what crun's live schema cannot take: nothing is spent."""
+        self._engine.contract.check(request)
+
     async def submit(
         self,
         request: GenerationRequest,
@@ -82,8 +87,9 @@ class GenerationService:
         parent_job_id: str | None = None,
         role_ids: Sequence[int] = (),
     ) -> Job:
-        """Every job gets a concrete seed, so Info can show it and Upscale can reuse it."""
-        if request.seed is None:
+        """Every job gets a concrete seed, so Info can show it and Upscale can reuse it (when
+        crun's schema has a seed field at all)."""
+        if request.seed is None and self._engine.contract.supports(Concept.SEED):
             request = request.with_seed(self.new_seed())
         charge = Charge(await self.cost(request), tuple(role_ids))
         return await self._engine.submit(

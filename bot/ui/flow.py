@@ -74,6 +74,7 @@ async def begin_job(
         parent_channel_id=door.origin.parent_channel_id,
         request=request,
     )
+    services.generation.check(request)  # what crun's live schema cannot take, before any wait
     await door.acknowledge()
     status_id = await door.show_status(embeds.preparing_embed(request))
     if candidates:

@@ -27,7 +27,8 @@ from bot.errors import (
     ValidationError,
     WanApiError,
 )
-from bot.wan.types import MODEL_ID, Estimate, ModelSchema, TaskInfo, TaskStatus, UploadSlot
+from bot.wan.contract.schema import SchemaUnreadable, parse_model_schema
+from bot.wan.types import Estimate, ModelSchema, TaskInfo, TaskStatus, UploadSlot
 
 #: Removes the API key from text that may echo it (crun messages, aiohttp errors).
 Redact = Callable[[str], str]
@@ -202,8 +203,11 @@ def parse_task_info(
     error_message: str | None = None
     error_code: int | None = None
     if status is TaskStatus.FAILED:
-        msg = result.get("message")
-        error_message = msg if isinstance(msg, str) and msg else envelope_message or None
+        # The reason is result.message (crun's CLI), else data.message. The envelope message
+        # describes the call, not the task: it counts only when it says more than "success".
+        plain = envelope_message.strip().lower() in ("", "success", "ok")
+        reasons = (result.get("message"), data.get("message"), None if plain else envelope_message)
+        error_message = next((r for r in reasons if isinstance(r, str) and r), None)
         rcode = result.get("code")
         if isinstance(rcode, int) and not isinstance(rcode, bool):
             error_code = rcode
@@ -224,39 +228,10 @@ def parse_task_info(
 
 
 def parse_schema(data: dict[str, Any], _message: str) -> ModelSchema:
-    # Be lenient about nesting: {input_schema...} or {model: {input_schema...}}.
-    node: dict[str, Any] = data
-    inner = data.get("model")
-    if "input_schema" not in data and isinstance(inner, dict):
-        node = inner
-    schema = node.get("input_schema")
-    required_raw = node.get("required_input_fields")
-    if not isinstance(schema, dict) and not isinstance(required_raw, list):
-        malformed("schema", "neither input_schema nor required_input_fields present")
-    fields: set[str] = set()
-    required: set[str] = set()
-    if isinstance(schema, dict):
-        props = schema.get("properties")
-        if isinstance(props, dict):
-            fields.update(k for k in props if isinstance(k, str))
-            req = schema.get("required")
-            if isinstance(req, list):
-                required.update(r for r in req if isinstance(r, str))
-        else:
-            fields.update(k for k in schema if isinstance(k, str))
-    if isinstance(required_raw, list):
-        required.update(r for r in required_raw if isinstance(r, str))
-    fields |= required
-    model = node.get("model") if isinstance(node.get("model"), str) else None
-    if model is None:
-        model_id = node.get("model_id") or node.get("id")
-        model = model_id if isinstance(model_id, str) else MODEL_ID
-    return ModelSchema(
-        model=model,
-        input_fields=frozenset(fields),
-        required_fields=frozenset(required),
-        raw=data,
-    )
+    try:
+        return parse_model_schema(data)
+    except SchemaUnreadable as exc:
+        malformed("schema", str(exc))
 
 
 # --- values ---------------------------------------------------------------------------------

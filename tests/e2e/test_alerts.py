@@ -9,19 +9,9 @@ from tests.world import WanWorld
 pytestmark = pytest.mark.timeout(60)
 
 
-async def set_alerts_channel(wan: WanWorld) -> int:
-    boss = wan.add_admin("boss")
-    alerts = wan.fake.add_channel(wan.guild, "bot-alerts")
-    handle = await wan.fake.slash(
-        boss, wan.guild, wan.channel, "wan-admin config alerts-channel-set", {"channel": alerts}
-    )
-    await handle.wait_response()
-    return alerts.id
-
-
 async def test_low_balance_alert_is_posted_once_across_restarts(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()):
-        alerts = await set_alerts_channel(wan)
+        alerts = await wan.set_alerts_channel()
     wan.crun.balance = 40  # below the default threshold of 100
     async with wan.fake.running(wan.bot()):
         await wan.fake.wait_message(alerts, lambda m: "low" in m.content, timeout=10)
@@ -35,7 +25,7 @@ async def test_low_balance_alert_is_posted_once_across_restarts(wan: WanWorld) -
 
 async def test_out_of_credits_pauses_requests_until_top_up(wan: WanWorld) -> None:
     async with wan.fake.running(wan.bot()) as bot:
-        alerts = await set_alerts_channel(wan)
+        alerts = await wan.set_alerts_channel()
         wan.crun.balance = 0
         await wan.imagine("x")
         await wan.fake.wait_message(alerts, lambda m: "out of credits" in m.content, timeout=10)

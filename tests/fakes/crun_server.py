@@ -35,6 +35,13 @@ Callbacks
 Schema
     ``schema_fields``, ``required_fields``; ``estimate_task_enabled`` /
     ``estimate_credits_enabled`` (False = that path answers 404, to exercise the fallback).
+    ``shape`` (a name from tests/fixtures/crun/schemas or a ``crun_shapes.Shape``; None = the
+    knobs above): Models answers the shape's reply, CreateTask and both estimates answer 422
+    naming the field when ``input`` breaks its strict ``accepts`` schema, and the image count
+    comes from the shape's count field (e.g. ``parameters.n``).
+Replayed replies
+    ``set_info_reply(task_id, envelope)``: TaskInfo for that id answers exactly ``envelope``
+    (HTTP 200), whatever the fake knows about the task.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from aiohttp import web
 from PIL import Image, ImageDraw
 
 from bot.wan.types import MODEL_ID
+from tests.fakes.crun_shapes import SHAPE_NAMES, Shape, load_shape
 
 ENDPOINTS = (
     "create",
@@ -195,6 +203,7 @@ class FakeCrun:
         task_id_factory: Callable[[], str] | None = None,
         estimate_task_enabled: bool = True,
         estimate_credits_enabled: bool = True,
+        shape: str | Shape | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -218,6 +227,7 @@ class FakeCrun:
         self.task_id_factory = task_id_factory
         self.estimate_task_enabled = estimate_task_enabled
         self.estimate_credits_enabled = estimate_credits_enabled
+        self.shape = load_shape(shape) if isinstance(shape, str) else shape
         self.host = host
         self.port = port
 
@@ -229,6 +239,7 @@ class FakeCrun:
         self.tasks: dict[str, FakeTask] = {}
         self.uploads: dict[str, bytes] = {}
         self.callback_log: list[CallbackAttempt] = []
+        self.info_replies: dict[str, dict[str, Any]] = {}
 
         self._faults: dict[str, deque[_Fault]] = {name: deque() for name in ENDPOINTS}
         self._after_create: deque[_AfterCreate] = deque()
@@ -399,6 +410,10 @@ class FakeCrun:
         task.latency = None
         task.status = status
 
+    def set_info_reply(self, task_id: str, envelope: dict[str, Any]) -> None:
+        """Answer TaskInfo for ``task_id`` with exactly ``envelope`` (a replayed crun reply)."""
+        self.info_replies[task_id] = envelope
+
     def set_latency(self, task_id: str, seconds: float | None) -> None:
         """Change one task's latency (counted from its creation); None = manual."""
         task = self.tasks[task_id]
@@ -553,6 +568,19 @@ class FakeCrun:
         inp = body.get("input")
         if not isinstance(inp, dict):
             return self._envelope(422, "input must be an object")
+        n = self._check_input(inp)
+        if isinstance(n, web.Response):
+            return n
+        cb = body.get("callback_url")
+        if cb is not None and not isinstance(cb, str):
+            return self._envelope(422, "callback_url must be a string")
+        return inp, n, self.credits_per_image * n
+
+    def _check_input(self, inp: dict[str, Any]) -> int | web.Response:
+        """How many images ``inp`` asks for, or the 422 that refuses it."""
+        if self.shape is not None:  # a replayed shape: its strict rules instead of the knobs
+            problem = self.shape.validate(inp)
+            return self.shape.count(inp) if problem is None else self._envelope(422, problem)
         unknown = sorted(set(inp) - set(self.schema_fields))
         if unknown:
             return self._envelope(422, f"unknown input fields: {', '.join(unknown)}")
@@ -564,10 +592,7 @@ class FakeCrun:
         n = inp.get("n", 1)
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 12:
             return self._envelope(422, "n must be an integer between 1 and 12")
-        cb = body.get("callback_url")
-        if cb is not None and not isinstance(cb, str):
-            return self._envelope(422, "callback_url must be a string")
-        return inp, n, self.credits_per_image * n
+        return n
 
     # --- handlers ----------------------------------------------------------------------------
 
@@ -615,6 +640,8 @@ class FakeCrun:
         task_id = query.get("task_id")
         if not task_id:
             return self._envelope(422, "task_id is required")
+        if task_id in self.info_replies:
+            return web.json_response(self.info_replies[task_id])
         task = self.tasks.get(task_id)
         if task is None:
             return self._envelope(404, "task not found")
@@ -650,6 +677,8 @@ class FakeCrun:
         model = request.match_info["model"]
         if model != MODEL_ID:
             return self._envelope(404, f"model not found: {model}")
+        if self.shape is not None:
+            return self._envelope(200, "success", self.shape.reply)
         required = sorted(self.required_fields)
         data = {
             "model": MODEL_ID,
@@ -849,11 +878,11 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
-async def _serve(port: int, key: str, latency: float, size: int) -> None:
+async def _serve(port: int, key: str, latency: float, size: int, shape: str | None) -> None:
     async with FakeCrun(
-        api_key=key, port=port, task_latency=latency, image_size=(size, size)
+        api_key=key, port=port, task_latency=latency, image_size=(size, size), shape=shape
     ) as crun:
-        print(f"fake crun on {crun.base_url} (key {key})", flush=True)
+        print(f"fake crun on {crun.base_url} (key {key}, shape {shape or 'default'})", flush=True)
         print(
             "Its result URLs are plain http, which wanbot refuses unless ALLOW_HTTP_RESULTS=true"
             " (for local testing only). Try the CLI from the project folder in another terminal"
@@ -875,9 +904,10 @@ def main() -> None:
     p.add_argument("--key", default="ak_" + "0" * 32)
     p.add_argument("--latency", type=float, default=3.0)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--shape", choices=SHAPE_NAMES, help="serve and enforce a replayed crun schema")
     a = p.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(a.port, a.key, a.latency, a.size))
+        asyncio.run(_serve(a.port, a.key, a.latency, a.size, a.shape))
 
 
 if __name__ == "__main__":

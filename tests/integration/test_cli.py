@@ -156,11 +156,25 @@ async def test_check_with_a_wrong_key(crun: FakeCrun, tmp_path: Path) -> None:
 
 
 async def test_check_shows_a_live_schema_mismatch(crun: FakeCrun, tmp_path: Path) -> None:
+    """A known other spelling is adopted and shown; it fails nothing (issue 18: only problems
+    that stop a whole mode fail the check, see tests/integration/test_cli_probe.py)."""
     crun.schema_fields = [f if f != "img_urls" else "input_urls" for f in crun.schema_fields]
     env = cli_env(crun, tmp_path, DISCORD_TOKEN="x")
     r = await wanbot(env, tmp_path, "check")
+    assert "[note] schema: images: expected 'img_urls', live schema has 'input_urls'" in r.out
+    assert r.code == 0
+
+
+async def test_check_fails_on_a_schema_without_an_image_field(
+    crun: FakeCrun, tmp_path: Path
+) -> None:
+    crun.schema_fields = [f for f in crun.schema_fields if f != "img_urls"]
+    env = cli_env(crun, tmp_path, DISCORD_TOKEN="x")
+    r = await wanbot(env, tmp_path, "check")
     assert "[FAIL] live schema" in r.out
-    assert "input_urls" in r.out
+    assert "[FAIL] schema: images: expected 'img_urls', live schema has no such field" in r.out
+    assert "fix: make WAN_FIELD_MAP name" in r.out
+    assert r.code == 1
 
 
 async def test_migrate_creates_the_database(crun: FakeCrun, tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,9 +42,7 @@ def schema(
     required: frozenset[str] | set[str] = frozenset({"prompt"}),
     model: str = MODEL_ID,
 ) -> ModelSchema:
-    return ModelSchema(
-        model=model, input_fields=frozenset(fields), required_fields=frozenset(required)
-    )
+    return ModelSchema.of_names(fields, required, model=model)
 
 
 def refused(req: GenerationRequest, contract: Contract) -> str:
@@ -201,7 +201,7 @@ def test_every_key_comes_from_the_field_names_in_force() -> None:
     )
     image_set = GenerationRequest(prompt="x", mode=Mode.IMAGE_SET, images=refs(1), n=5)
     keys = set(build(t2i, contract)) | set(build(image_set, contract))
-    assert keys == set(dataclasses.asdict(odd).values())
+    assert keys == set(dataclasses.asdict(odd).values()) - {"x_bbox"}  # no boxes drawn yet
 
 
 # --- live schema ------------------------------------------------------------------------------
@@ -213,9 +213,9 @@ def test_default_schema_has_no_mismatches(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.WARNING, logger="bot.wan.contract"):
         assert contract.apply_schema(live) == []
     assert contract.mismatches == []
-    assert contract.names == FieldNames()
+    assert all(contract.field_name(c) == FieldNames().of(c) for c in Concept)
     assert contract.unsupported == frozenset()
-    assert contract.unused_fields == {"bbox_list", "negative_prompt"}
+    assert contract.unused_fields == {"negative_prompt"}
     assert not caplog.records
 
 
@@ -254,7 +254,7 @@ def test_schema_rename_is_not_sticky() -> None:
     contract.apply_schema(schema((DEFAULT_FIELDS - {"img_urls"}) | {"images"}))
     assert contract.field_name(Concept.IMAGES) == "images"
     assert contract.apply_schema(schema()) == []
-    assert contract.names == FieldNames()
+    assert contract.field_name(Concept.IMAGES) == "img_urls"
 
 
 def test_missing_concept_refuses_only_requests_that_need_it() -> None:
@@ -307,7 +307,7 @@ def test_other_model_and_empty_schema_are_reported() -> None:
     assert "schema is for model 'wan/other', expected 'wan/2-7-image-pro'" in lines
     assert any("no input fields" in line for line in lines)
     # An empty field list keeps every built-in name and option.
-    assert contract.names == FieldNames()
+    assert all(contract.field_name(c) == FieldNames().of(c) for c in Concept)
     assert contract.unsupported == frozenset()
 
 
@@ -327,3 +327,18 @@ def test_mismatches_logged_once(caplog: pytest.LogCaptureFixture) -> None:
         contract.apply_schema(schema(DEFAULT_FIELDS - {"seed"}))  # something new: log it
     assert len(caplog.records) == 1
     assert "seed" in caplog.records[0].getMessage()
+
+
+def test_no_other_module_spells_a_crun_field_name() -> None:
+    """Field names live only in bot/wan/contract: a literal elsewhere would dodge the schema."""
+    root = Path(__file__).resolve().parents[2]
+    distinctive = {"img_urls", "input_urls", "image_urls", "enable_sequential", "thinking_mode"}
+    distinctive |= {"bbox_list", "num_images"}  # (color_palette is also the domain's own name)
+    offenders = []
+    for path in [*root.joinpath("bot").rglob("*.py"), *root.joinpath("cogs").rglob("*.py")]:
+        if path.parent == root / "bot" / "wan" / "contract":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in distinctive:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno} {node.value!r}")
+    assert not offenders
