@@ -3,10 +3,10 @@
 ``python -m bench.bench_quota [--n 3000] [--users 50] [--concurrency 64]``
 
 Each reservation is the real path: one BEGIN IMMEDIATE transaction that checks the member's
-block, limits, concurrency and the global cap, inserts the ledger row and the job row. By default
-each admitted job is then settled (one more transaction, not timed separately), as in production
-where few jobs run at once; ``--hold`` keeps them all running, the worst case for the
-running-job counts.
+block, limits, the lengths of the waiting line and the global cap, inserts the ledger row and
+the job row. By default each admitted job is then settled (one more transaction, not timed
+separately), as in production where few jobs run at once; ``--hold`` keeps them all waiting,
+the worst case for the running and waiting counts.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ async def run(n: int, users: int, concurrency: int, settle: bool) -> None:
             default_limits=Limits(daily=n / users / 2),  # half of the attempts must be refused
             user_concurrent=10**9,
             guild_concurrent=10**9,
+            user_queue_limit=10**9,  # only the daily limit refuses here
+            guild_queue_limit=10**9,
+            queue_limit=10**9,
         )
         request = GenerationRequest(prompt="bench")
         sem = asyncio.Semaphore(concurrency)

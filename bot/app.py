@@ -21,7 +21,8 @@ from bot.logging_setup import quiet_irrelevant_discord_warnings
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.settings import Settings
-from bot.ui import components
+from bot.ui import components, modlog
+from bot.ui.cancel import cancel_view
 from bot.ui.errors import handle_error
 from bot.ui.sink import NO_PINGS, DiscordSink
 
@@ -80,13 +81,17 @@ class WanBot(commands.Bot):
             engine_config=engine_config,
             alert=self.post_alert,
             gateway=self.gateway_connected,
+            modlog=modlog.discord_send(self),
         )
         # What the cogs and the result buttons use; set once, when setup_hook opened the core.
         self.services: Services | None = None
 
     def _discord_sink(self, runtime: Runtime) -> DiscordSink:
         return DiscordSink(
-            self, runtime.jobs.save_partial_receipt, view_factory=components.result_view
+            self,
+            runtime.jobs.save_partial_receipt,
+            view_factory=components.result_view,
+            cancel_factory=cancel_view,
         )
 
     async def setup_hook(self) -> None:

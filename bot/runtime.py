@@ -19,6 +19,7 @@ from bot.media import MediaFetcher
 from bot.observability.health import HealthChecker, health_route, split_host_port
 from bot.observability.metrics import Metrics, metrics_route
 from bot.services import AdminService, GenerationService, InputChecker, QueueService, Services
+from bot.services.modlog import ModLogService, Send
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.guild_config import GuildConfigRepository
@@ -68,6 +69,7 @@ class Runtime:
         engine_config: EngineConfig | None = None,
         alert: Alert | None = None,
         gateway: Callable[[], bool] | None = None,
+        modlog: Send | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -91,6 +93,8 @@ class Runtime:
         self.metrics = Metrics()  # its own registry: one per runtime, never the global one
         self.health: HealthChecker
         self._gateway = gateway  # "is Discord connected?" for /healthz; None in the CLI
+        self._modlog_send = modlog  # posts mod-log lines; None in the CLI (nothing is posted)
+        self.modlog: ModLogService
         self.services: Services
 
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
@@ -103,6 +107,8 @@ class Runtime:
             # One quota policy: the engine reserves with it, the admin views report with it.
             self.quotas = QuotaRepository(self.db, self._engine_config.quota)
             self.configs = GuildConfigRepository(self.db)
+            self.modlog = ModLogService(self.configs, self._modlog_send)
+            self._stack.push_async_callback(self.modlog.close)
             self.client = WanClient(
                 s.api_key(),
                 base_url=s.wan_api_base,
@@ -140,6 +146,7 @@ class Runtime:
                 metrics=self.metrics,
                 credits=self.credits,
                 schema_watch=self.schema_watch,
+                content_filtered=self.modlog.content_filtered,
                 clock=self._clock,
             )
             self.metrics.watch_engine(self.engine)
@@ -178,6 +185,7 @@ class Runtime:
                 self.quotas, self.configs, self.jobs, self.credits, allow_dms=s.allow_dms
             ),
             queue=QueueService(self.engine),
+            modlog=self.modlog,
             owner_ids=frozenset(s.bot_owner_ids),
         )
 

@@ -84,8 +84,12 @@ class Settings(BaseSettings):
     )
     quota_monthly_default: float | None = Field(None, ge=0)
     global_daily_cap: float | None = Field(None, ge=0, description="whole bot, per UTC day")
-    user_concurrent_jobs: int = Field(2, ge=1, le=100)
-    guild_concurrent_jobs: int = Field(10, ge=1, le=10_000)
+    # Running limits hold jobs back in the fair queue; the queue limits refuse requests.
+    user_concurrent_jobs: int = Field(2, ge=1, le=100, description="a member's jobs at crun")
+    guild_concurrent_jobs: int = Field(10, ge=1, le=10_000, description="a server's jobs at crun")
+    user_queue_limit: int = Field(5, ge=1, le=1000, description="a member's jobs waiting")
+    guild_queue_limit: int = Field(200, ge=1, le=100_000, description="a server's jobs waiting")
+    queue_limit: int = Field(2000, ge=1, le=1_000_000, description="all jobs waiting")
     cooldown_seconds: float = Field(0.0, ge=0, le=86_400)
     cost_per_image: float = Field(1.0, ge=0)
     cost_weight_1k: float = Field(0.5, ge=0)
@@ -182,6 +186,9 @@ class Settings(BaseSettings):
             user_concurrent=self.user_concurrent_jobs,
             guild_concurrent=self.guild_concurrent_jobs,
             cooldown_seconds=self.cooldown_seconds,
+            user_queue_limit=self.user_queue_limit,
+            guild_queue_limit=self.guild_queue_limit,
+            queue_limit=self.queue_limit,
         )
 
     def cost_table(self) -> CostTable:

@@ -8,7 +8,6 @@ together in the command picker. Every reply is private.
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable
 from typing import Literal
 
@@ -18,15 +17,15 @@ from discord import app_commands
 from bot.domain import config as rules
 from bot.domain.config import GuildConfig
 from bot.domain.models import Resolution
+from bot.domain.modlog import LINES_PER_WINDOW
 from bot.domain.validation import DEFAULT_RESOLUTION
 from bot.errors import InvalidInput
-from bot.ui import embeds
 from bot.ui.sink import NO_PINGS
+from cogs.admin_config_view import channels_text, reply, reply_long, settings_embed
 from cogs.admin_group import AdminSubgroup, require_admin, require_owner
 
 AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
 OnOff = Literal["on", "off"]
-TEXT_LIMIT = 1900  # a reply longer than this goes out as a text file
 
 _POSTABLE = (
     discord.ChannelType.text,
@@ -84,10 +83,10 @@ class ConfigCommands(
             ),
         )
         already = " was already on the list" if before == after else " was added"
-        await _reply(
+        await reply(
             interaction,
             f"{channel.mention}{already}. Image generation works only in "
-            f"{_channels(after.allowed_channels)}; elsewhere members are told where to go.",
+            f"{channels_text(after.allowed_channels)}; elsewhere members are told where to go.",
         )
 
     @app_commands.command(name="channels-remove", description="Stop allowing a listed channel")
@@ -101,22 +100,22 @@ class ConfigCommands(
         if before == after:
             raise InvalidInput(f"{channel.mention} is not on the list.")
         if not after.allowed_channels:
-            await _reply(
+            await reply(
                 interaction,
                 f"{channel.mention} was removed. The list is empty now, so image generation "
                 "works in **every** channel.",
             )
             return
-        await _reply(
+        await reply(
             interaction,
             f"{channel.mention} was removed. Image generation works only in "
-            f"{_channels(after.allowed_channels)}.",
+            f"{channels_text(after.allowed_channels)}.",
         )
 
     @app_commands.command(name="channels-clear", description="Allow image generation everywhere")
     async def channels_clear(self, interaction: discord.Interaction) -> None:
         await self._change(interaction, lambda c: dataclasses.replace(c, allowed_channels=()))
-        await _reply(interaction, "Image generation works in every channel again.")
+        await reply(interaction, "Image generation works in every channel again.")
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -145,7 +144,7 @@ class ConfigCommands(
             text = f"Requests without a resolution use {chosen}."
             if chosen is Resolution.R4K:
                 text += " Edits and image sets use 2K, their maximum."
-        await _reply(interaction, text)
+        await reply(interaction, text)
 
     @app_commands.command(name="resolution-max", description="The highest resolution allowed")
     async def resolution_max(
@@ -163,14 +162,14 @@ class ConfigCommands(
         text = f"Members can ask for at most {limit}; larger requests are refused with a reason."
         if before.default_resolution != after.default_resolution:
             text += f" The default resolution was lowered to {after.default_resolution}."
-        await _reply(interaction, text)
+        await reply(interaction, text)
 
     # --- spoilers -------------------------------------------------------------------------
 
     @app_commands.command(name="spoiler", description="Post every result as a spoiler")
     async def spoiler(self, interaction: discord.Interaction, state: OnOff) -> None:
         await self._change(interaction, lambda c: dataclasses.replace(c, spoiler=state == "on"))
-        await _reply(
+        await reply(
             interaction,
             "Results are posted as spoilers from now on."
             if state == "on"
@@ -201,7 +200,7 @@ class ConfigCommands(
             f". This server blocks {len(after.blocked_words)} in all. Matching ignores case, "
             "accents, hidden characters and common disguises (b@d, b a d)."
         )
-        await _reply(interaction, text)
+        await reply(interaction, text)
 
     @app_commands.command(name="blocked-words-remove", description="Allow these words again")
     async def blocked_words_remove(
@@ -214,7 +213,7 @@ class ConfigCommands(
         removed = len(before.blocked_words) - len(after.blocked_words)
         if not removed:
             raise InvalidInput("None of those words are blocked here.")
-        await _reply(
+        await reply(
             interaction,
             f"Removed {removed} word{'s' if removed != 1 else ''}; "
             f"{len(after.blocked_words)} still blocked.",
@@ -225,9 +224,9 @@ class ConfigCommands(
         guild_id = require_admin(interaction, self.services.owner_ids)
         words = (await self.services.admin.config(guild_id)).blocked_words
         if not words:
-            await _reply(interaction, "No words are blocked here.")
+            await reply(interaction, "No words are blocked here.")
             return
-        await _reply_long(
+        await reply_long(
             interaction, f"Blocked words ({len(words)})", ", ".join(words), "blocked-words.txt"
         )
 
@@ -247,7 +246,7 @@ class ConfigCommands(
         )
         if before == after:
             raise InvalidInput("That pattern is already on the list.")
-        await _reply(
+        await reply(
             interaction,
             f"Added; {len(after.blocked_patterns)} pattern(s) in all. Matching ignores case; "
             f"`*` and `+` match at most {rules.REPEAT_CAP} characters.",
@@ -266,16 +265,16 @@ class ConfigCommands(
                 "That pattern is not on the list. Copy it exactly from "
                 "`/wan-admin config blocked-patterns-list`."
             )
-        await _reply(interaction, f"Removed; {len(after.blocked_patterns)} pattern(s) left.")
+        await reply(interaction, f"Removed; {len(after.blocked_patterns)} pattern(s) left.")
 
     @app_commands.command(name="blocked-patterns-list", description="The patterns blocked here")
     async def blocked_patterns_list(self, interaction: discord.Interaction) -> None:
         guild_id = require_admin(interaction, self.services.owner_ids)
         patterns = (await self.services.admin.config(guild_id)).blocked_patterns
         if not patterns:
-            await _reply(interaction, "No patterns are blocked here.")
+            await reply(interaction, "No patterns are blocked here.")
             return
-        await _reply_long(
+        await reply_long(
             interaction,
             f"Blocked patterns ({len(patterns)})",
             "\n".join(patterns),
@@ -295,7 +294,7 @@ class ConfigCommands(
         await self._change(
             interaction, lambda c: dataclasses.replace(c, alerts_channel_id=channel.id)
         )
-        await _reply(
+        await reply(
             interaction,
             f"Alerts go to {channel.mention}. Make sure I can send messages there.",
         )
@@ -303,7 +302,41 @@ class ConfigCommands(
     @app_commands.command(name="alerts-channel-clear", description="Stop posting alerts")
     async def alerts_channel_clear(self, interaction: discord.Interaction) -> None:
         await self._change(interaction, lambda c: dataclasses.replace(c, alerts_channel_id=None))
-        await _reply(interaction, "Alerts are not posted on this server any more.")
+        await reply(interaction, "Alerts are not posted on this server any more.")
+
+    # --- moderation log -------------------------------------------------------------------
+
+    @app_commands.command(
+        name="modlog",
+        description="Log blocked prompts, deleted results and blocks to a channel (none: stop)",
+    )
+    @app_commands.describe(
+        channel="A channel only moderators can read (it shows blocked prompts); leave out to stop"
+    )
+    async def modlog(
+        self,
+        interaction: discord.Interaction,
+        channel: app_commands.AppCommandChannel | None = None,
+    ) -> None:
+        if channel is None:
+            await self._change(
+                interaction, lambda c: dataclasses.replace(c, modlog_channel_id=None)
+            )
+            await reply(interaction, "Nothing is logged to a mod-log channel any more.")
+            return
+        if channel.type not in (discord.ChannelType.text, discord.ChannelType.news):
+            raise InvalidInput("Pick a text channel for the mod log.")
+        await self._change(
+            interaction, lambda c: dataclasses.replace(c, modlog_channel_id=channel.id)
+        )
+        await reply(
+            interaction,
+            f"The mod log goes to {channel.mention}: one line per blocked prompt, prompt stopped "
+            "by the content filter, result deleted by a moderator, and block or unblock, at most "
+            f"{LINES_PER_WINDOW} a minute. Keep the channel private to moderators (prompts are "
+            "shown as spoilers) and make sure I can send messages there. "
+            "`/wan-admin config modlog` without a channel stops it.",
+        )
 
     # --- bot-wide ---------------------------------------------------------------------------
 
@@ -317,67 +350,7 @@ class ConfigCommands(
         after = await self.services.admin.set_dms_allowed(value)
         allowed = rules.dms_allowed(after, self.services.admin.allow_dms_default)
         source = " (the ALLOW_DMS setting)" if value is None else ""
-        await _reply(
+        await reply(
             interaction,
             f"Requests in DMs are {'allowed' if allowed else 'refused'}{source}, for every server.",
         )
-
-
-# --- rendering -------------------------------------------------------------------------------
-
-
-def _channels(ids: tuple[int, ...]) -> str:
-    return ", ".join(f"<#{c}>" for c in ids) if ids else "every channel"
-
-
-def settings_embed(
-    config: GuildConfig, bot_wide: GuildConfig, *, allow_dms_default: bool
-) -> discord.Embed:
-    embed = discord.Embed(title="Image bot settings", colour=embeds.BRAND)
-    embed.add_field(
-        name="Channels",
-        value=embeds.clip(_channels(config.allowed_channels), 1024),
-        inline=False,
-    )
-    default = config.default_resolution
-    if default is None:
-        default_text = f"model default ({DEFAULT_RESOLUTION})"
-        effective = rules.clamp_resolution(DEFAULT_RESOLUTION, config.max_resolution)
-        if effective is not DEFAULT_RESOLUTION:
-            default_text = f"{effective} (the maximum)"
-    else:
-        default_text = str(default)
-    embed.add_field(
-        name="Resolution", value=f"default {default_text} · maximum {config.max_resolution}"
-    )
-    embed.add_field(name="Spoilers", value="every result" if config.spoiler else "off")
-    embed.add_field(
-        name="Blocked",
-        value=f"{len(config.blocked_words)} word(s), {len(config.blocked_patterns)} pattern(s)",
-    )
-    embed.add_field(
-        name="Alerts channel",
-        value=f"<#{config.alerts_channel_id}>" if config.alerts_channel_id else "not set",
-    )
-    dms = rules.dms_allowed(bot_wide, allow_dms_default)
-    source = "set by the bot owner" if bot_wide.dms_allowed is not None else "ALLOW_DMS setting"
-    embed.add_field(name="DMs (all servers)", value=f"{'allowed' if dms else 'off'} ({source})")
-    return embed
-
-
-async def _reply(interaction: discord.Interaction, text: str) -> None:
-    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
-
-
-async def _reply_long(interaction: discord.Interaction, title: str, body: str, name: str) -> None:
-    """A code block when it fits in a message, else a text file."""
-    if len(body) + len(title) + 16 <= TEXT_LIMIT:
-        safe = body.replace("```", "`\u200b``")  # a pattern must not close the code block
-        await _reply(interaction, f"**{title}**\n```\n{safe}\n```")
-        return
-    await interaction.response.send_message(
-        f"**{title}**",
-        file=discord.File(io.BytesIO(body.encode()), filename=name),
-        ephemeral=True,
-        allowed_mentions=NO_PINGS,
-    )

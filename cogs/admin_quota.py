@@ -205,11 +205,18 @@ class MemberCommands:
     ) -> None:
         gid = self._guild(interaction)
         await self.services.admin.block(gid, member.id, reason, by=interaction.user.id)
+        self.services.modlog.member_blocked(
+            gid, interaction.user.id, member.id, interaction.channel_id, reason
+        )
         await _reply(interaction, f"{member.mention} can no longer use the bot here.")
 
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         gid = self._guild(interaction)
         done = await self.services.admin.unblock(gid, member.id)
+        if done:
+            self.services.modlog.member_unblocked(
+                gid, interaction.user.id, member.id, interaction.channel_id
+            )
         await _reply(interaction, f"{member.mention} was unblocked." if done else "Not blocked.")
 
     async def usage(

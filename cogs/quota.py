@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.domain.quota import Usage, fmt_credits
 from bot.services import Services
 from bot.ui import embeds
+from bot.ui.cancel import queue_panel
 from bot.ui.doors import role_ids
 from bot.ui.sink import NO_PINGS
 
@@ -53,21 +54,12 @@ class QuotaCog(commands.Cog):
             embed=quota_embed(usage), ephemeral=True, allowed_mentions=NO_PINGS
         )
 
-    @app_commands.command(name="queue", description="How busy the bot is, and where you are")
+    @app_commands.command(
+        name="queue", description="How busy the bot is, and your waiting jobs (cancel one here)"
+    )
     async def queue(self, interaction: discord.Interaction) -> None:
-        standing = self.services.queue.standing(interaction.user.id)
-        mine = standing.mine
-        embed = discord.Embed(title="Queue", colour=embeds.BRAND)
-        embed.add_field(name="Rendering now", value=str(standing.rendering), inline=True)
-        embed.add_field(name="Waiting", value=str(standing.waiting), inline=True)
-        if mine:
-            embed.add_field(
-                name="Your waiting jobs",
-                value="\n".join(f"`{jid}`: #{pos} in line" for jid, pos in mine[:10]),
-                inline=False,
-            )
-        else:
-            embed.add_field(name="Your waiting jobs", value="none", inline=False)
+        standing = await self.services.queue.standing(interaction.user.id)
+        embed, view = queue_panel(standing)
         await interaction.response.send_message(
-            embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
+            embed=embed, view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )

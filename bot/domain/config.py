@@ -9,6 +9,7 @@ prompt is matched against the blocked lists lives in ``bot.domain.wordfilter`` (
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,10 +42,13 @@ __all__ = [
     "MAX_PATTERN_CHARS",
     "MAX_WORD_CHARS",
     "REPEAT_CAP",
+    "BlockRule",
     "GuildConfig",
+    "PromptBlocked",
     "add_blocked_patterns",
     "add_blocked_words",
     "apply_rules",
+    "blocking_rule",
     "check_pattern",
     "check_word",
     "clamp_resolution",
@@ -93,6 +97,7 @@ class GuildConfig:
     blocked_patterns: tuple[str, ...] = ()
     dms_allowed: bool | None = None  # guild 0 only; None: the ALLOW_DMS setting decides
     alerts_channel_id: int | None = None
+    modlog_channel_id: int | None = None  # None: no moderation log
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +111,7 @@ class GuildConfig:
             "blocked_patterns": list(self.blocked_patterns),
             "dms_allowed": self.dms_allowed,
             "alerts_channel_id": self.alerts_channel_id,
+            "modlog_channel_id": self.modlog_channel_id,
         }
 
     def to_json(self) -> str:
@@ -137,10 +143,13 @@ class GuildConfig:
                 raise ValueError(f"{key} is not true/false")
             return value
 
+        def channel(key: str) -> int | None:
+            value = d.get(key)
+            if value is not None and not _is_int(value):
+                raise ValueError(f"{key} is not an id")
+            return value
+
         default_res = d.get("default_resolution")
-        alerts = d.get("alerts_channel_id")
-        if alerts is not None and not _is_int(alerts):
-            raise ValueError("alerts_channel_id is not an id")
         return GuildConfig(
             allowed_channels=ids("allowed_channels"),
             default_resolution=Resolution(default_res) if default_res else None,
@@ -149,7 +158,8 @@ class GuildConfig:
             blocked_words=texts("blocked_words"),
             blocked_patterns=texts("blocked_patterns"),
             dms_allowed=flag("dms_allowed", None),
-            alerts_channel_id=alerts,
+            alerts_channel_id=channel("alerts_channel_id"),
+            modlog_channel_id=channel("modlog_channel_id"),
         )
 
     @staticmethod
@@ -203,8 +213,9 @@ def apply_rules(
     server's maximum nor above what the mode supports.
     """
     require_channel(config, channel_id, parent_channel_id)
-    if prompt_blocked(config, request.prompt):
-        raise InvalidInput(BLOCKED_MESSAGE, detail="prompt matched a blocked word or pattern")
+    rule = blocking_rule(config, request.prompt)
+    if rule is not None:
+        raise PromptBlocked(rule)
     mode = Mode(request.mode)
     if request.resolution is not None:
         if _RANK[request.resolution] > _RANK[config.max_resolution]:
@@ -252,6 +263,35 @@ def prompt_blocked(config: GuildConfig, prompt: str) -> bool:
     return words_blocked(config.blocked_words, prompt) or patterns_blocked(
         config.blocked_patterns, prompt
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRule:
+    """The blocked word or pattern a prompt matched (for the mod log, never for the member)."""
+
+    kind: str  # "word" or "pattern"
+    text: str
+
+
+class PromptBlocked(InvalidInput):
+    """The prompt matched ``rule``; the member is told only that a word is not allowed."""
+
+    def __init__(self, rule: BlockRule) -> None:
+        super().__init__(BLOCKED_MESSAGE, detail="prompt matched a blocked word or pattern")
+        self.rule = rule
+
+
+def blocking_rule(config: GuildConfig, prompt: str) -> BlockRule | None:
+    """The first blocked word, else the first blocked pattern, the prompt matches; None when it
+    passes. Passing prompts are checked once against all rules; only a blocked one is looked at
+    rule by rule to name the match."""
+    if not prompt_blocked(config, prompt):
+        return None
+    words = (BlockRule("word", w) for w in config.blocked_words if words_blocked((w,), prompt))
+    patterns = (
+        BlockRule("pattern", p) for p in config.blocked_patterns if patterns_blocked((p,), prompt)
+    )
+    return next(itertools.chain(words, patterns), None)
 
 
 # --- editing the lists ----------------------------------------------------------------------

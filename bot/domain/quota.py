@@ -61,9 +61,15 @@ class QuotaPolicy:
 
     default_limits: Limits = Limits()
     global_daily_cap: float | None = None
+    # What may *run* at crun at once: the fair queue holds the rest back (bot.jobs.fairqueue);
+    # requests over these are accepted and wait, they are never refused for it.
     user_concurrent: int = 2
     guild_concurrent: int = 10
     cooldown_seconds: float = 0.0
+    # What may *wait* (accepted, not yet sent to crun): past these a request is refused.
+    user_queue_limit: int = 5
+    guild_queue_limit: int = 200
+    queue_limit: int = 2000
 
 
 def day_window(now: float) -> tuple[float, float]:
@@ -128,6 +134,10 @@ class Standing:
     blocked: bool
     last_request_at: float | None
     spent_today: float = 0.0  # bot-wide, only read when there is a global daily cap
+    # Jobs accepted but not yet sent to crun: the member's (everywhere), the server's, the bot's.
+    user_waiting: int = 0
+    guild_waiting: int = 0
+    total_waiting: int = 0
 
 
 def when(unix: float) -> str:
@@ -148,15 +158,33 @@ def refusal(
     if policy.cooldown_seconds > 0 and last is not None and now - last < policy.cooldown_seconds:
         ready = when(last + policy.cooldown_seconds)
         return f"Please wait a moment: you can start your next image {ready}."
-    usage = standing.usage
-    if usage.running >= policy.user_concurrent:
+    return (
+        queue_full(standing, guild_id=guild_id, policy=policy)
+        or _over_limit(standing.usage, cost)
+        or _over_cap(standing.spent_today, cost, policy, now)
+    )
+
+
+def queue_full(standing: Standing, *, guild_id: int, policy: QuotaPolicy) -> str | None:
+    """Why the line cannot take this request, or None. Running limits never refuse: a request
+    over them waits its turn; only the lengths of the line do, each with its own message."""
+    if standing.user_waiting >= policy.user_queue_limit:
+        n = standing.user_waiting
         return (
-            f"You already have {usage.running} image job{'s' if usage.running != 1 else ''} "
-            "running. Wait for one to finish, then try again."
+            f"You already have {n} image{'s' if n != 1 else ''} waiting in line, the most one "
+            "member may have. Wait for one of them to start, then try again; nothing was charged."
         )
-    if guild_id and standing.guild_running >= policy.guild_concurrent:
-        return "This server has too many images in progress right now. Try again in a minute."
-    return _over_limit(usage, cost) or _over_cap(standing.spent_today, cost, policy, now)
+    if guild_id and standing.guild_waiting >= policy.guild_queue_limit:
+        return (
+            f"This server already has {standing.guild_waiting:,} images waiting in line, the "
+            "most one server may have. Try again once the line has moved; nothing was charged."
+        )
+    if standing.total_waiting >= policy.queue_limit:
+        return (
+            f"The bot already has {standing.total_waiting:,} images waiting in line, as many as "
+            "it takes at once. Try again in a few minutes; nothing was charged."
+        )
+    return None
 
 
 def _over_limit(usage: Usage, cost: float) -> str | None:

@@ -1,18 +1,23 @@
 """Watches the crun balance: alerts once when it runs low or out, pauses submissions while out.
 
 The alert state is kept in the store, so a restart does not repeat an alert that was already
-posted, and a recovery is announced once.
+posted, and a recovery is announced once. While paused, a member's request makes the monitor
+look at the balance at once (not only on its timer), so a top-up is picked up by the very next
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bot.domain.quota import fmt_credits
-from bot.errors import WanApiError
+from bot.errors import ServiceUnavailable, WanApiError
 from bot.jobs.background import TaskGroup
 from bot.store.meta import MetaRepository
 from bot.wan.client import WanClient
@@ -20,6 +25,11 @@ from bot.wan.client import WanClient
 log = logging.getLogger(__name__)
 
 STATE_KEY = "credit_alert_state"
+
+PAUSED_MESSAGE = (
+    "Image generation is paused: the bot's image credits have run out. The server's admins have "
+    "been told; please try again later. Nothing was charged."
+)
 
 
 class CreditState(enum.StrEnum):
@@ -44,6 +54,8 @@ class CreditMonitor:
         alert: Alert,
         interval: float = 600.0,
         out_interval: float = 60.0,
+        recheck_every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.meta = meta
@@ -51,6 +63,10 @@ class CreditMonitor:
         self.alert = alert
         self.interval = interval  # balance check while things are fine
         self.out_interval = out_interval  # faster checks while paused, to resume promptly
+        self.recheck_every = recheck_every  # requests while paused look at most this often
+        self._clock = clock
+        self._rechecked_at: float | None = None
+        self._rechecking: asyncio.Task[Any] | None = None
         self.state = CreditState.OK
         self.balance: float | None = None
         self._tasks = TaskGroup("credits")
@@ -75,6 +91,32 @@ class CreditMonitor:
 
     async def stop(self) -> None:
         await self._tasks.cancel_all()
+
+    async def admit(self) -> None:
+        """Raise ServiceUnavailable while paused, after a fresh look at the balance."""
+        if self.paused:
+            await self.recheck()
+            if self.paused:
+                raise ServiceUnavailable(PAUSED_MESSAGE)
+
+    async def recheck(self) -> None:
+        """A request came in while paused: look at the balance now rather than at the next
+        timed check. At most one look per ``recheck_every`` seconds for the whole bot; callers
+        at the same moment share the one in flight."""
+        if self._rechecking is None:
+            now = self._clock()
+            if self._rechecked_at is not None and now - self._rechecked_at < self.recheck_every:
+                return
+            self._rechecked_at = now
+            self._rechecking = self._tasks.spawn(self.check(), name="recheck")
+            self._rechecking.add_done_callback(self._recheck_done)
+        # Shielded: one caller giving up must not cancel the look the others wait for. Its
+        # failure is logged by the task group; the request is judged on the state we have.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._rechecking)
+
+    def _recheck_done(self, _task: asyncio.Task[Any]) -> None:
+        self._rechecking = None
 
     def out_of_credits(self) -> None:
         """crun answered 402: pause now and confirm with a balance check."""

@@ -29,17 +29,19 @@ class DeliveryGone(Exception):
 
 
 class ProgressKind(enum.StrEnum):
-    QUEUED = "queued"
-    SUBMITTED = "submitted"
+    QUEUED = "queued"  # waiting for a running slot; cancellable
+    SUBMITTED = "submitted"  # at crun: can no longer be stopped
     RUNNING = "running"
     SLOW = "slow"
+    CANCELLED = "cancelled"  # taken out of the queue before crun saw it; nothing charged
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
     kind: ProgressKind
     queue_position: int | None = None  # 1-based, for QUEUED
-    eta: float | None = None  # wall-clock seconds, for SUBMITTED/RUNNING
+    eta: float | None = None  # wall-clock seconds: when it should start (QUEUED) or finish
+    cancelled_by: int | None = None  # for CANCELLED: the member who cancelled it
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ and independently ``delivery_state`` none -> started -> done | gave-up. A restar
 that is not terminal-and-delivered and carries on from where it was.
 
 One scheduler (a heap of due times) drives every poll, retry and delivery; submit workers take
-jobs from a round-robin queue while fewer than ``max_concurrent_jobs`` are at crun.
+jobs from the fair queue (servers in turn, then members) while a slot at crun is free for them.
 
 JobEngine wires the parts, one per module: scheduler (the heap and its typed actions), records
 (what is kept in memory per job), submitting, tracking (polls and callbacks), finishing (how a
@@ -35,12 +35,14 @@ from bot.domain.models import GenerationRequest, Job, Target
 from bot.domain.quota import QuotaPolicy
 from bot.domain.validation import validate_request
 from bot.errors import QuotaExceeded, ServiceUnavailable
+from bot.jobs.announcing import QueueAnnouncer
 from bot.jobs.background import TaskGroup
+from bot.jobs.cancelling import Canceller, CancelResult
 from bot.jobs.credits import CreditMonitor
 from bot.jobs.delivering import Deliverer
-from bot.jobs.delivery import DeliverySink, Progress, ProgressKind
+from bot.jobs.delivery import DeliverySink
 from bot.jobs.fairqueue import FairQueue
-from bot.jobs.finishing import Finisher
+from bot.jobs.finishing import ContentFiltered, Finisher
 from bot.jobs.ownership import Ownership
 from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
@@ -89,6 +91,8 @@ class EngineConfig:
     callback_base_url: str | None = None
     drain_timeout: float = 10.0
     progress_timeout: float = 5.0  # status edits are best effort: never hold up a job
+    queue_update_interval: float = 5.0  # a waiting job's place is edited at most this often
+    queue_edits_per_second: float = 10.0  # and place edits across the bot at most this often
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
 
     def crun_limiter(self) -> RateLimiter:
@@ -115,6 +119,7 @@ class JobEngine:
         metrics: NoMetrics = NO_METRICS,
         credits: CreditMonitor | None = None,
         schema_watch: SchemaWatch | None = None,
+        content_filtered: ContentFiltered | None = None,  # the mod log's hook
     ) -> None:
         self.jobs = jobs
         self.client = client
@@ -130,11 +135,17 @@ class JobEngine:
         self._closing = False  # stop() began: refuse new work with a friendly message
         self._loops = TaskGroup("engine-loop")
         self._work = TaskGroup("engine-work")
-        self._queue = FairQueue()
-        self._records = JobRecords(max_at_crun=self.config.max_concurrent_jobs)
+        self._queue = FairQueue(on_change=self._line_changed)
+        self._records = JobRecords(
+            max_at_crun=self.config.max_concurrent_jobs,
+            per_user=self.config.quota.user_concurrent,
+            per_guild=self.config.quota.guild_concurrent,
+        )
         self._scheduler = Scheduler(clock, self._work)
         self._reporter = ProgressReporter(self.sinks, timeout=self.config.progress_timeout)
+        self._content_filtered = content_filtered
         self._wire(rng or random.Random(), credits, schema_watch)  # noqa: S311 - jitter
+        self._wire_line()
         self._ownership = Ownership(
             instance_id=self.instance_id,
             jobs=self.jobs,
@@ -162,6 +173,7 @@ class JobEngine:
             scheduler=self._scheduler,
             reporter=self._reporter,
             metrics=self.metrics,
+            content_filtered=self._content_filtered,
         )
         self._tracker = Tracker(
             jobs=self.jobs,
@@ -205,6 +217,30 @@ class JobEngine:
             metrics=self.metrics,
         )
 
+    def _wire_line(self) -> None:
+        """The parts that look after the waiting line: place updates and cancels."""
+        self._announcer = QueueAnnouncer(
+            queue=self._queue,
+            records=self._records,
+            jobs=self.jobs,
+            reporter=self._reporter,
+            clock=self.clock,
+            interval=self.config.queue_update_interval,
+            edits_per_second=self.config.queue_edits_per_second,
+            paused=lambda: self.credits is not None and self.credits.paused,
+        )
+        self._canceller = Canceller(
+            jobs=self.jobs,
+            clock=self.clock,
+            queue=self._queue,
+            records=self._records,
+            reporter=self._reporter,
+        )
+
+    def _line_changed(self) -> None:
+        self._records.nudge()  # a submit worker may have a job to take
+        self._announcer.moved()  # places changed
+
     @property
     def credits(self) -> CreditMonitor | None:
         """Pauses submissions while crun is out of credits."""
@@ -225,6 +261,7 @@ class JobEngine:
         for i in range(self.config.max_concurrent_submits):
             self._loops.spawn(self._submitter.run_worker(), name=f"submit-{i}")
         self._loops.spawn(self._ownership.heartbeat(resume=resume), name="heartbeat")
+        self._loops.spawn(self._announcer.run(), name="queue-announcer")
         self._accepting = True
         self.started = True
         if resumed:
@@ -286,11 +323,8 @@ class JobEngine:
             raise RuntimeError("engine is not running")
         if target.kind not in self.sinks:
             raise ValueError(f"no delivery sink for target kind {target.kind!r}")
-        if self.credits is not None and self.credits.paused:
-            raise ServiceUnavailable(
-                "Image generation is paused: the bot's image credits have run out. The server's "
-                "admins have been told; please try again later. Nothing was charged."
-            )
+        if self.credits is not None:
+            await self.credits.admit()  # while paused: a fresh look at the balance first
         validate_request(request)
         self.contract.check(request)  # what the live schema cannot take is refused now
         try:
@@ -309,16 +343,16 @@ class JobEngine:
             self.metrics.quota_denied()
             raise
         self._records.track(job.id, user_id, guild_id)
-        self._queue.put(job.id, user_id)
+        self._queue.put(job.id, user_id, guild_id)  # a worker takes it now if it may start
         with job_context(job.id, guild_id):
             log.info("job %s queued for user %s (guild %s)", job.id, user_id, guild_id)
-        # Only when it must wait: computing the place in line walks the whole rotation.
-        if self._records.full:
-            position = self._queue.position(job.id)
-            if position is not None:
-                queued = Progress(ProgressKind.QUEUED, queue_position=position)
-                await self._reporter.send(job, queued)
+        await self._announcer.joined(job)  # if it may not, its place is shown
         return job
+
+    async def cancel(self, job_id: str, *, by_user_id: int) -> CancelResult:
+        """Take a waiting job out of the line, refunded, its status message told; AT_CRUN once
+        CreateTask was sent. Who may cancel is the caller's business."""
+        return await self._canceller.cancel(job_id, by_user_id=by_user_id)
 
     async def wait_finished(self, job_id: str, timeout: float | None = None) -> Job:  # noqa: ASYNC109
         """Wait until the job's outcome has been delivered (or delivery abandoned)."""
@@ -333,10 +367,14 @@ class JobEngine:
     def queue_position(self, job_id: str) -> int | None:
         return self._queue.position(job_id)
 
+    def waiting_for(self, user_id: int) -> list[tuple[str, int, float | None]]:
+        """(job id, 1-based place, start ETA) of a member's waiting jobs, in service order. The
+        ETA is the wall-clock time the job should *start* (None until a job has finished here)."""
+        return self._announcer.places_of(user_id, self.clock())
+
     def queued_for(self, user_id: int) -> list[tuple[str, int]]:
-        """(job id, 1-based position) of a user's jobs waiting for a slot."""
-        order = self._queue.order()
-        return [(jid, i) for i, jid in enumerate(order, 1) if self._records.user_of(jid) == user_id]
+        """(job id, 1-based place) of a member's waiting jobs: ``waiting_for`` without ETAs."""
+        return [(jid, place) for jid, place, _ in self.waiting_for(user_id)]
 
     @property
     def queue_depth(self) -> int:

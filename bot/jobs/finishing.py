@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bot.domain.models import Job, JobStatus
-from bot.jobs.messages import failure_message
+from bot.jobs.messages import CONTENT_FILTERED, failure_message
 from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Scheduler
@@ -17,6 +17,9 @@ from bot.store.jobs import JobRepository
 
 # The engine logs under one name whichever of its parts writes the line.
 log = logging.getLogger("bot.jobs.engine")
+
+# Told once about each job crun's content filter refused (the mod log); must not block.
+ContentFiltered = Callable[[Job], None]
 
 
 class Finisher:
@@ -29,6 +32,7 @@ class Finisher:
         scheduler: Scheduler,
         reporter: ProgressReporter,
         metrics: NoMetrics,
+        content_filtered: ContentFiltered | None = None,
     ) -> None:
         self._jobs = jobs
         self._clock = clock
@@ -36,6 +40,7 @@ class Finisher:
         self._scheduler = scheduler
         self._reporter = reporter
         self._metrics = metrics
+        self._content_filtered = content_filtered
 
     async def finish(
         self,
@@ -63,8 +68,22 @@ class Finisher:
                 self._reporter.job_took(duration)
             self._metrics.job_finished(status.value, duration)
             log.info("job %s finished: %s", job.id, status.value)
+            if error_code == "generation-failed" and (error_message or "").startswith(
+                CONTENT_FILTERED
+            ):
+                await self._tell_content_filtered(job)
         await self._records.release_slot(job.id)
         self._scheduler.schedule(Action.DELIVER, job.id, self._clock())
+
+    async def _tell_content_filtered(self, job: Job | PollView) -> None:
+        if self._content_filtered is None:
+            return
+        try:
+            self._content_filtered(
+                job if isinstance(job, Job) else await self._jobs.require(job.id)
+            )
+        except Exception:  # the mod log must never stop a job from finishing
+            log.exception("job %s: content-filter callback failed", job.id)
 
     async def fail(
         self, job_id: str, code: str, message: str, *, credits: float | None = None

@@ -16,6 +16,8 @@ from bot.errors import (
 )
 
 _MODERATION_HINTS = ("inspection", "moderat", "sensitive", "safety", "nsfw", "policy")
+# How a content-filter failure begins: finishing.py recognises one by it (for the mod log).
+CONTENT_FILTERED = "The image service's content filter blocked this request."
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -35,10 +37,7 @@ def failure_message(kind: str, job_id: str, *, reason: str | None = None) -> str
     ref = f"(job `{job_id}`)"
     if kind == "generation-failed":
         if reason and any(h in reason.lower() for h in _MODERATION_HINTS):
-            return (
-                "The image service's content filter blocked this request. "
-                f"Try rephrasing your prompt or using different images. {ref}"
-            )
+            return f"{CONTENT_FILTERED} Try rephrasing your prompt or using different images. {ref}"
         detail = f" The service said: {_clip(reason)}" if reason else ""
         return f"The model could not make this image.{detail} You can try again. {ref}"
     if kind == "uncertain":

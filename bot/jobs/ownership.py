@@ -100,8 +100,11 @@ class Ownership:
             if not_before and not_before > now:
                 self._scheduler.schedule(Action.SUBMIT, job.id, not_before)
             else:
-                self._queue.put(job.id, job.user_id)
+                # Called in creation order (adopt_orphans): the line comes back as it was.
+                self._queue.put(job.id, job.user_id, job.guild_id)
         elif status.tracked:
             self._tracker.resume(job, now)
+            # It was served before the restart: its member and server do not go first again.
+            self._queue.served(job.user_id, job.guild_id)
         elif status.terminal:
             self._scheduler.schedule(Action.DELIVER, job.id, now)

@@ -8,9 +8,11 @@ when this engine takes the job on (or someone waits for it here) and dropped wit
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.jobs.fairqueue import DIRECT, Gate, guild_key
 from bot.store.job_rows import PollView
 
 
@@ -28,11 +30,18 @@ class JobRecord:
 
 
 class JobRecords:
-    def __init__(self, *, max_at_crun: int) -> None:
+    """The records, and the slots at crun: ``max_at_crun`` in all, ``per_user`` for one member,
+    ``per_guild`` for one server (DMs and the terminal are not limited as a server)."""
+
+    def __init__(self, *, max_at_crun: int, per_user: int = 2, per_guild: int = 10) -> None:
         self._records: dict[str, JobRecord] = {}
         self._max_at_crun = max_at_crun
+        self._per_user = per_user
+        self._per_guild = per_guild
         self._at_crun = 0
-        self._capacity = asyncio.Condition()
+        self._user_at_crun: Counter[int] = Counter()
+        self._guild_at_crun: Counter[int] = Counter()
+        self._changed = asyncio.Event()  # a slot freed or the line changed: workers look again
 
     def __len__(self) -> int:
         return len(self._records)
@@ -69,7 +78,7 @@ class JobRecords:
         if record is None:
             return
         if record.at_crun:
-            self._at_crun -= 1
+            self._vacate(record)
         record.done.set()
 
     # --- slots at crun --------------------------------------------------------------------------
@@ -82,35 +91,79 @@ class JobRecords:
     def full(self) -> bool:
         return self._at_crun >= self._max_at_crun
 
+    @property
+    def slots(self) -> int:
+        return self._max_at_crun
+
+    @property
+    def free(self) -> int:
+        return max(0, self._max_at_crun - self._at_crun)
+
     def holds_slot(self, job_id: str) -> bool:
         record = self._records.get(job_id)
         return record is not None and record.at_crun
+
+    def user_full(self, user_id: int) -> bool:
+        return self._user_at_crun[user_id] >= self._per_user
+
+    def guild_full(self, guild: int) -> bool:
+        return guild != DIRECT and self._guild_at_crun[guild] >= self._per_guild
+
+    def may_start(self, user_id: int, guild_id: int | None) -> bool:
+        """A slot is free for this member and server now."""
+        return not (self.full or self.user_full(user_id) or self.guild_full(guild_key(guild_id)))
 
     def take_slot(self, job_id: str) -> None:
         """The job is at crun already (resumed after a restart)."""
         self._occupy(self._records.setdefault(job_id, JobRecord()))
 
-    async def next_to_crun(self, pick: Callable[[], str | None]) -> str | None:
-        """Wait for a free slot, then give it to the job ``pick`` returns (None: none waiting)."""
-        async with self._capacity:
-            await self._capacity.wait_for(lambda: self._at_crun < self._max_at_crun)
-            job_id = pick()
-            if job_id is not None:
-                self._occupy(self._records.setdefault(job_id, JobRecord()))
-            return job_id
+    def nudge(self) -> None:
+        """The line or the slots changed: waiting workers look again."""
+        self._changed.set()
+
+    async def next_to_crun(
+        self, pick: Callable[[Gate], str | None], *, hold: Callable[[], bool] = lambda: False
+    ) -> str | None:
+        """Wait until ``pick`` names a job that may start (a slot free for it, its member and
+        server under their running limits), and give it the slot. None when ``hold`` says to
+        stop picking (submissions paused)."""
+        while True:
+            self._changed.clear()
+            if hold():
+                return None
+            if not self.full:
+                job_id = pick(self)
+                if job_id is not None:  # no await since the check: no other worker took it
+                    self._occupy(self._records.setdefault(job_id, JobRecord()))
+                    return job_id
+            await self._changed.wait()
 
     async def release_slot(self, job_id: str) -> None:
-        async with self._capacity:
-            record = self._records.get(job_id)
-            if record is not None and record.at_crun:
-                record.at_crun = False
-                self._at_crun -= 1
-            self._capacity.notify_all()
+        record = self._records.get(job_id)
+        if record is not None and record.at_crun:
+            self._vacate(record)
+        self.nudge()
 
     def _occupy(self, record: JobRecord) -> None:
         if not record.at_crun:
             record.at_crun = True
             self._at_crun += 1
+            if record.user_id is not None:
+                self._user_at_crun[record.user_id] += 1
+                self._guild_at_crun[guild_key(record.guild_id)] += 1
+
+    def _vacate(self, record: JobRecord) -> None:
+        record.at_crun = False
+        self._at_crun -= 1
+        if record.user_id is not None:
+            for counts, key in (
+                (self._user_at_crun, record.user_id),
+                (self._guild_at_crun, guild_key(record.guild_id)),
+            ):
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]  # a long-running bot keeps no entry per member it served
+        self.nudge()
 
     # --- polls ----------------------------------------------------------------------------------
 

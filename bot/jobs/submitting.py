@@ -1,7 +1,8 @@
 """Taking queued jobs to crun: upload the inputs, send CreateTask once, sort out the answer.
 
-Submit workers take jobs from the round-robin queue while fewer than ``max_concurrent_jobs`` are
-at crun. A refusal that certainly created nothing (429, 455, a connection never made) goes back
+Submit workers take jobs from the fair queue (servers in turn, then members) while fewer than
+``max_concurrent_jobs`` are at crun and the job's member and server are under their running
+limits. A refusal that certainly created nothing (429, 455, a connection never made) goes back
 to the queue for a while; a CreateTask whose outcome is unknown is never sent again (it is billed).
 """
 
@@ -90,16 +91,20 @@ class Submitter:
         self._schema_watch = schema_watch  # hears of CreateTask 422s (re-reads, alerts)
 
     def back_in_line(self, job_id: str) -> None:
-        """A refused submit has waited long enough: queue it again."""
+        """A refused submit has waited long enough: queue it again (unless it was cancelled
+        meanwhile, which drops its record)."""
         user_id = self._records.user_of(job_id)
-        self._queue.put(job_id, 0 if user_id is None else user_id)
+        if user_id is not None:
+            self._queue.put(job_id, user_id, self._records.guild_of(job_id))
+
+    def _paused(self) -> bool:
+        return self.credits is not None and self.credits.paused
 
     async def run_worker(self) -> None:
         while True:
-            await self._queue.wait_ready()
-            if self.credits is not None and self.credits.paused:
+            if self.credits is not None and self._paused():
                 await self.credits.wait_resumed()  # queued jobs wait for a top-up
-            job_id = await self._records.next_to_crun(self._queue.pop)
+            job_id = await self._records.next_to_crun(self._queue.pop, hold=self._paused)
             if job_id is None:
                 continue
             # Shielded from stop(): cancelling between "create sent" and "task id stored" would

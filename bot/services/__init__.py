@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.services.admin import AdminService
 from bot.services.generation import GenerationService
 from bot.services.inputs import InputChecker
+from bot.services.modlog import ModLogService
 from bot.services.queue import QueueService
 
 
@@ -21,7 +22,15 @@ class Services:
     inputs: InputChecker
     admin: AdminService
     queue: QueueService
+    modlog: ModLogService
     owner_ids: frozenset[int]  # bot owners: admin in every server
 
 
-__all__ = ["AdminService", "GenerationService", "InputChecker", "QueueService", "Services"]
+__all__ = [
+    "AdminService",
+    "GenerationService",
+    "InputChecker",
+    "ModLogService",
+    "QueueService",
+    "Services",
+]

@@ -28,6 +28,7 @@ from bot.domain.quota import (
 )
 from bot.errors import QuotaExceeded
 from bot.store.database import Database
+from bot.store.job_rows import UNFINISHED
 
 # Credits that count against a window: what a settled job cost, or what a running job holds.
 _SPENT = "CASE state WHEN 'settled' THEN COALESCE(charged, reserved) WHEN 'reserved' THEN reserved ELSE 0 END"  # noqa: E501
@@ -86,6 +87,25 @@ SELECT
     (SELECT monthly FROM quota_limits WHERE guild_id = :g AND scope = 'user' AND subject_id = :u)
 """  # noqa: S608 - only constants are interpolated
 
+# The queue limits count jobs accepted but not yet sent to crun. A member's and a server's are
+# their reserved jobs (counted above: every job from Discord holds credits) less those already at
+# crun, which are few (the running limits bound them): one short scan, however long the line.
+# CROSS JOIN keeps that order (jobs at crun first, then their ledger rows).
+_AT_CRUN = f"""
+SELECT COALESCE(SUM(l.user_id = :u), 0), COALESCE(SUM(l.guild_id = :g), 0)
+FROM jobs CROSS JOIN ledger l
+WHERE {UNFINISHED} AND status IN ('submitting', 'pending', 'running')
+    AND create_sent_at IS NOT NULL AND l.job_id = jobs.id AND l.state = 'reserved'
+"""  # noqa: S608 - only constants are interpolated
+# The bot's line, terminal jobs included, from the index alone; only "is it full?" matters, so
+# the count stops at the limit. A queued job was never sent: requeue and restart clear it.
+_TOTAL_WAITING = f"""
+SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE {UNFINISHED} AND status = 'queued'
+    LIMIT :limit))
+    + (SELECT COUNT(*) FROM jobs WHERE {UNFINISHED} AND status = 'submitting'
+    AND create_sent_at IS NULL)
+"""  # noqa: S608 - only constants are interpolated
+
 
 def standing_in(
     conn: sqlite3.Connection,
@@ -122,12 +142,17 @@ def standing_in(
             f"SELECT SUM({_SPENT}) FROM ledger WHERE created_at >= ?",  # noqa: S608 - constant
             (day_start,),
         )
+    at_crun = conn.execute(_AT_CRUN, {"u": user_id, "g": guild_id}).fetchone()
+    total = conn.execute(_TOTAL_WAITING, {"limit": policy.queue_limit}).fetchone()
     return Standing(
         usage=usage,
         guild_running=int(row[5]),
         blocked=bool(row[6]),
         last_request_at=row[7],
         spent_today=spent_today,
+        user_waiting=usage.running - int(at_crun[0]),
+        guild_waiting=int(row[5]) - int(at_crun[1]),
+        total_waiting=int(total[0]),
     )
 
 

@@ -86,10 +86,14 @@ async def list_unfinished(
     ]
 
 
-async def cancel_unsent(db: Database, job_id: str, *, now: float) -> Cancel:
+async def cancel_unsent(
+    db: Database, job_id: str, *, now: float, told: bool = False, by_user_id: int | None = None
+) -> Cancel:
     """Cancel a job crun never saw: it fails with ``CANCELLED_MESSAGE`` and its credits are
     refunded, in one transaction. A job for the terminal (``files``) counts as delivered at
-    once; any other target is told by the bot that owns it."""
+    once, and so does any job whose requester the caller tells itself (``told``: the engine
+    shows "cancelled" on the status message); any other target is told by the bot that owns
+    it. ``by_user_id`` (who asked) goes into the job's history."""
 
     def write(conn: sqlite3.Connection) -> Cancel:
         row = conn.execute(
@@ -110,14 +114,15 @@ async def cancel_unsent(db: Database, job_id: str, *, now: float) -> Cancel:
             " finished_at = ?, not_before = NULL WHERE id = ?",
             (CANCELLED_MESSAGE, now, job_id),
         )
-        if row[2] == "files":
+        if told or row[2] == "files":
             conn.execute(
                 "UPDATE jobs SET delivery_state = 'done', delivered_at = ?, receipt_json = ?"
                 " WHERE id = ?",
                 (now, json.dumps({"error": CANCELLED_MESSAGE}), job_id),
             )
         refunded = float(held[0]) if held and refund(conn, job_id, now, was="reserved") else None
-        record_event(conn, job_id, now, "cancelled", "before CreateTask was sent")
+        by = "" if by_user_id is None else f" by {by_user_id}"
+        record_event(conn, job_id, now, "cancelled", f"before CreateTask was sent{by}")
         return Cancel(job_id, CancelOutcome.CANCELLED, status, refunded)
 
     return await db.run_transaction(write)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -23,20 +22,18 @@ from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
-from bot.errors import InvalidInput, UserFacingError
+from bot.errors import InvalidInput
 from bot.services import Services
-from bot.services.generation import no_such_job
-from bot.ui import embeds
+from bot.ui import cancel, embeds
 from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
 from bot.ui.flow import begin_job
-from bot.ui.result_messages import delete_result, discord_target, result_image_url
+from bot.ui.presses import JOB, PREFIX, guarded, job_here, services_of
+from bot.ui.result_messages import delete_result, result_image_url
 from bot.ui.sink import NO_PINGS
 
 log = logging.getLogger(__name__)
 
-PREFIX = "wan:1"
-_JOB = r"(?P<job>[a-z0-9]{1,32})"
 PER_IMAGE_BUTTONS_MAX = 5  # one row of "Vary k" and one of "Edit k"; more images get a menu
 EDIT_MODAL_TIMEOUT = 30 * 60  # an open Edit form is held in memory this long (seconds)
 
@@ -82,7 +79,7 @@ def picker_id(action: Action, job_id: str) -> str:
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=re.compile(
-        rf"{PREFIX}:(?P<action>rr|up|va|ed|in|rm):{_JOB}(?::(?P<image>[0-9]{{1,2}}))?"
+        rf"{PREFIX}:(?P<action>rr|up|va|ed|in|rm):{JOB}(?::(?P<image>[0-9]{{1,2}}))?"
     ),
 ):
     def __init__(
@@ -116,12 +113,12 @@ class ResultButton(
         return cls(Action(match["action"]), match["job"], int(image) if image else None)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _guarded(interaction, self._run(interaction))
+        await guarded(interaction, self._run(interaction))
 
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
-        services = _services(interaction)
+        services = services_of(interaction)
         generation = services.generation
-        job = await _job_here(interaction, services, self.job_id)
+        job = await job_here(interaction, services, self.job_id)
         if self.action is Action.REROLL:
             await _begin(interaction, services, generation.reroll(job), job)
         elif self.action is Action.UPSCALE:
@@ -140,7 +137,7 @@ class ResultButton(
 
 class ImagePicker(
     discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]],
-    template=re.compile(rf"{PREFIX}:(?P<action>va|ed)s:{_JOB}"),
+    template=re.compile(rf"{PREFIX}:(?P<action>va|ed)s:{JOB}"),
 ):
     """A menu "Vary image k" / "Edit image k" for results with more images than fit as buttons."""
 
@@ -173,14 +170,14 @@ class ImagePicker(
         return cls(Action(match["action"]), match["job"], count)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _guarded(interaction, self._run(interaction))
+        await guarded(interaction, self._run(interaction))
 
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
         values = self.item.values
         if not values or not values[0].isdigit():
             raise InvalidInput("Pick one of the images in the menu.")
-        services = _services(interaction)
-        job = await _job_here(interaction, services, self.job_id)
+        services = services_of(interaction)
+        job = await job_here(interaction, services, self.job_id)
         if self.action is Action.VARY:
             await vary(interaction, services, job, int(values[0]))
         else:
@@ -208,7 +205,7 @@ class EditForm(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         # Re-read the job: the form may have been open for a while.
-        job = await _job_here(interaction, self.services, self.job_id)
+        job = await job_here(interaction, self.services, self.job_id)
         url = await result_image_url(interaction, job, self.image)
         request = self.services.generation.edit(job, url, self.image, self.instruction.value)
         await _begin(interaction, self.services, request, job)
@@ -258,8 +255,9 @@ def result_view(job: Job, image_count: int) -> discord.ui.View | None:
 
 def register(bot: commands.Bot) -> None:
     """Route presses on every result ever posted, including those from before a restart. The
-    items find the bot's services through the interaction's client (``_services``)."""
-    bot.add_dynamic_items(ResultButton, ImagePicker)
+    items find the bot's services through the interaction's client (``presses.services_of``);
+    the Cancel controls of waiting jobs are routed here too."""
+    bot.add_dynamic_items(ResultButton, ImagePicker, *cancel.DYNAMIC_ITEMS)
 
 
 # --- the actions ------------------------------------------------------------------------------
@@ -288,41 +286,6 @@ async def open_edit_form(
     if not 1 <= image <= max(count, 1):
         raise InvalidInput(f"This result has no image {image}.")
     await interaction.response.send_modal(EditForm(services, job.id, image, count))
-
-
-async def _job_here(interaction: discord.Interaction[Any], services: Services, job_id: str) -> Job:
-    """The job a button or form names, only where it was made: a custom id is client data, and
-    a forged one must not reach (delete, read, re-run) another server's or DM's result."""
-    job = await services.generation.get(job_id)
-    target = discord_target(job)
-    elsewhere = job.guild_id != interaction.guild_id or (
-        job.guild_id is None and (target is None or target.channel_id != interaction.channel_id)
-    )
-    if elsewhere:
-        raise no_such_job(job_id)
-    return job
-
-
-# --- plumbing -----------------------------------------------------------------------------------
-
-
-def _services(interaction: discord.Interaction[Any]) -> Services:
-    """DynamicItems are built by discord.py from a custom_id and take no constructor arguments;
-    the bot that received the press carries the services (set once, when it started)."""
-    services = getattr(interaction.client, "services", None)
-    if not isinstance(services, Services):
-        raise UserFacingError("I'm still starting up. Try again in a few seconds.")
-    return services
-
-
-async def _guarded(
-    interaction: discord.Interaction[Any], action: Coroutine[Any, Any, None]
-) -> None:
-    """discord.py only logs errors from DynamicItem callbacks; answer the member instead."""
-    try:
-        await action
-    except Exception as exc:  # every failure gets an ephemeral answer
-        await handle_error(interaction, exc)
 
 
 __all__ = [

@@ -19,6 +19,9 @@ FAIL = discord.Colour.red()
 
 PROMPT_PREVIEW = 700  # characters of the prompt shown on result and status embeds
 
+CANCEL_HINT = "Press **Cancel** to take it out of the line; nothing is charged."
+AT_CRUN_NOTE = "It is with the image service now and can no longer be stopped."
+
 MODE_TITLES = {
     Mode.TEXT_TO_IMAGE: "Imagine",
     Mode.EDIT: "Edit",
@@ -74,24 +77,45 @@ def preparing_embed(request: GenerationRequest) -> discord.Embed:
 
 def status_embed(job: Job, progress: Progress, *, now: float | None = None) -> discord.Embed:
     now = time.time() if now is None else now
-    title = MODE_TITLES[job.request.mode]
-    if progress.kind is ProgressKind.QUEUED:
-        where = f"#{progress.queue_position} in line" if progress.queue_position else "in line"
-        state = f"⏳ Queued ({where})"
-        colour = BRAND
-    elif progress.kind is ProgressKind.SLOW:
+    kind = progress.kind
+    if kind is ProgressKind.CANCELLED:
+        return cancelled_embed(job, progress.cancelled_by)
+    title = f"{MODE_TITLES[job.request.mode]}: working on it"
+    colour = BRAND
+    if kind is ProgressKind.QUEUED:
+        title = f"{MODE_TITLES[job.request.mode]}: waiting in line"
+        state = waiting_line(progress, now) + "\n" + CANCEL_HINT
+    elif kind is ProgressKind.SLOW:
         state = "🐢 Taking longer than usual. You will be pinged when it is done."
         colour = WARN
-    else:
-        state = "🎨 Rendering"
-        colour = BRAND
-        started = job.submitted_at or job.created_at
-        state += f", started {ts(started)}"
+    else:  # SUBMITTED or RUNNING: crun has it
+        state = f"🎨 Rendering, started {ts(job.submitted_at or job.created_at)}"
         if progress.eta and progress.eta > now:
             state += f", ready {ts(progress.eta)}"
-    embed = discord.Embed(title=f"{title}: working on it", colour=colour)
+        state += "\n" + AT_CRUN_NOTE
+    embed = discord.Embed(title=title, colour=colour)
     embed.description = f"{state}\n\n> {safe_prompt(job.request.prompt, 300)}"
     embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+    embed.set_footer(text=footer(job))
+    return embed
+
+
+def waiting_line(progress: Progress, now: float) -> str:
+    """The waiting state, as far as it is known: "⏳ Waiting in line: #3, should start in 2 min"."""
+    line = "⏳ Waiting in line"
+    if progress.queue_position:
+        line += f": #{progress.queue_position}"
+    if progress.eta:
+        # An estimate already passed would read "2 seconds ago": it starts at the next free slot.
+        line += f", should start {ts(progress.eta)}" if progress.eta > now else ", starting soon"
+    return line
+
+
+def cancelled_embed(job: Job, by: int | None) -> discord.Embed:
+    """The final state of a job taken out of the line before crun saw it."""
+    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]}: cancelled", colour=WARN)
+    who = f"Cancelled by <@{by}>" if by is not None else "Cancelled"
+    embed.description = f"✖️ {who}; nothing was charged.\n\n> {safe_prompt(job.request.prompt, 300)}"
     embed.set_footer(text=footer(job))
     return embed
 
@@ -171,6 +195,10 @@ HELP_TEXT = (
     "**Right-click a message → Apps → Edit with Wan** - edit every image in that message.\n"
     "**Reply to a message with images and mention me** with an instruction to edit them.\n"
     "**Buttons** under every result: Reroll, Upscale 4K, Edit, Vary, Info, Delete.\n"
+    "**Busy?** Requests wait their turn; the status message shows your place in line and when "
+    "it should start. **Cancel** on it takes a waiting job out of the line at no cost (you, or "
+    "members with Manage Messages); once it is with the image service it can't be stopped.\n"
+    "**/queue** - your waiting jobs, and a menu to cancel one. **/quota** - your credits left.\n"
     "**/wan info** `job_id` - the full prompt and settings of a job.\n\n"
     "Limits: prompts up to 5,000 characters; up to 9 input images (PNG, JPEG, WEBP or BMP, "
     "240-8000 px a side, at most 20 MB); 4K and thinking only for plain /imagine."

@@ -14,7 +14,13 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from bot.domain.config import GuildConfig, apply_rules, dms_allowed, require_channel
+from bot.domain.config import (
+    GuildConfig,
+    PromptBlocked,
+    apply_rules,
+    dms_allowed,
+    require_channel,
+)
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
@@ -68,12 +74,7 @@ async def begin_job(
         precheck(candidates)
         request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
     validate_request(request)  # the edge: instant feedback (the engine checks again as guard)
-    request = apply_rules(
-        config,
-        channel_id=door.origin.channel_id,
-        parent_channel_id=door.origin.parent_channel_id,
-        request=request,
-    )
+    request = _apply_rules(door.origin, services, config, request)
     services.generation.check(request)  # what crun's live schema cannot take, before any wait
     await door.acknowledge()
     status_id = await door.show_status(embeds.preparing_embed(request))
@@ -93,6 +94,24 @@ async def begin_job(
         parent_job_id=parent_job_id,
         role_ids=door.origin.role_ids,
     )
+
+
+def _apply_rules(
+    origin: Origin, services: Services, config: GuildConfig, request: GenerationRequest
+) -> GenerationRequest:
+    """The server's rules; a prompt a blocked word or pattern refused goes to the mod log."""
+    try:
+        return apply_rules(
+            config,
+            channel_id=origin.channel_id,
+            parent_channel_id=origin.parent_channel_id,
+            request=request,
+        )
+    except PromptBlocked as exc:
+        services.modlog.blocked_prompt(
+            origin.guild_id, origin.user_id, origin.channel_id, exc.rule, request.prompt
+        )
+        raise
 
 
 def _target(origin: Origin, status_id: int, *, spoiler: bool) -> DiscordTarget:

@@ -14,6 +14,7 @@ import discord
 
 from bot.domain.models import Job
 from bot.errors import InvalidInput, UserFacingError
+from bot.ui import modlog
 from bot.ui.target import DiscordTarget
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ async def delete_result(interaction: discord.Interaction[Any], job: Job) -> None
         len(ids) - failed,
         len(ids),
     )
+    modlog.result_deleted(interaction, job)  # logged when a moderator deleted someone's result
     if failed:
         raise UserFacingError(
             "I could not delete all of this result's messages. A moderator can remove the rest."

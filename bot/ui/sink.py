@@ -21,7 +21,7 @@ import discord
 
 from bot.domain.models import Job, ResultImage
 from bot.errors import MediaError
-from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress
+from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress, ProgressKind
 from bot.media import fit_image_async
 from bot.ui import embeds
 from bot.ui.target import DiscordTarget
@@ -38,6 +38,8 @@ TOO_LARGE_MESSAGE = (
 NOT_CHARGED = "Nothing was charged."
 
 ViewFactory = Callable[[Job, int], discord.ui.View | None]
+# The Cancel button of a waiting job's status message (by job id).
+CancelFactory = Callable[[str], discord.ui.View]
 # Records a multi-part delivery's progress, so a retry skips the parts already posted.
 SaveReceipt = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -76,11 +78,13 @@ class DiscordSink:
         save_receipt: SaveReceipt,
         *,
         view_factory: ViewFactory | None = None,
+        cancel_factory: CancelFactory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self._save_receipt = save_receipt
         self.view_factory = view_factory
+        self.cancel_factory = cancel_factory
         self.clock = clock
 
     def upload_limit(self, job: Job) -> int:
@@ -90,10 +94,25 @@ class DiscordSink:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         target = DiscordTarget.of(job)
-        await self._edit_status(job, target, embed=embeds.status_embed(job, progress))
+        embed = embeds.status_embed(job, progress, now=self.clock())
+        await self._edit_status(job, target, embed=embed, view=self.status_controls(job, progress))
 
-    async def _edit_status(self, job: Job, target: DiscordTarget, *, embed: discord.Embed) -> bool:
-        """Edit the status message by whichever route still works. Best effort."""
+    def status_controls(self, job: Job, progress: Progress) -> discord.ui.View | None:
+        """A Cancel button while the job waits in line; nothing once crun has it (or it ended)."""
+        if progress.kind is not ProgressKind.QUEUED or self.cancel_factory is None:
+            return None
+        return self.cancel_factory(job.id)
+
+    async def _edit_status(
+        self,
+        job: Job,
+        target: DiscordTarget,
+        *,
+        embed: discord.Embed,
+        view: discord.ui.View | None = None,
+    ) -> bool:
+        """Edit the status message by whichever route still works. Best effort. Its controls
+        become ``view``: none unless given, so a Cancel button never outlives the wait."""
         if target.status_message_id is None:
             return False
         if target.token_valid(self.clock()):
@@ -103,7 +122,7 @@ class DiscordSink:
             )
             try:
                 await hook.edit_message(
-                    target.status_message_id, embed=embed, allowed_mentions=NO_PINGS
+                    target.status_message_id, embed=embed, view=view, allowed_mentions=NO_PINGS
                 )
             except discord.HTTPException as exc:
                 # Expired early or revoked: the bot's own channel route may still work.
@@ -113,7 +132,7 @@ class DiscordSink:
         try:
             channel = self._channel(target)
             await channel.get_partial_message(target.status_message_id).edit(
-                embed=embed, allowed_mentions=NO_PINGS
+                embed=embed, view=view, allowed_mentions=NO_PINGS
             )
         except discord.HTTPException as exc:
             log.info("job %s: status message not updated (%s)", job.id, exc)

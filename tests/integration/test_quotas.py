@@ -18,7 +18,9 @@ from tests.helpers import crash, wait_until
 REQ = GenerationRequest(prompt="a heron in the reeds")
 TEST = Target("test", {})
 GUILD = 77
-ROOMY = QuotaPolicy(user_concurrent=1000, guild_concurrent=100_000)
+ROOMY = QuotaPolicy(
+    user_concurrent=1000, guild_concurrent=100_000, user_queue_limit=1000, guild_queue_limit=10_000
+)
 
 
 def quotas(h: Harness, policy: QuotaPolicy = ROOMY) -> QuotaRepository:
@@ -186,23 +188,40 @@ async def test_grants_resets_and_blocks(harness: Harness) -> None:
     assert await q.unblock(GUILD, 1)
 
 
-async def test_concurrency_caps_cooldown_and_global_cap(harness: Harness) -> None:
-    policy = QuotaPolicy(user_concurrent=2, guild_concurrent=3, cooldown_seconds=30)
-    create = {"guild_id": GUILD, "request": REQ, "target": TEST, "owner": None, "policy": policy}
-    await harness.jobs.create(user_id=1, now=0.0, charge=Charge(1), **create)
+async def test_running_limits_never_refuse_but_each_queue_limit_does(harness: Harness) -> None:
+    policy = QuotaPolicy(
+        user_concurrent=1,
+        guild_concurrent=1,
+        cooldown_seconds=30,
+        user_queue_limit=2,
+        guild_queue_limit=3,
+        queue_limit=4,
+    )
+    create = {"request": REQ, "target": TEST, "owner": None, "policy": policy}
+    first = await harness.jobs.create(
+        user_id=1, guild_id=GUILD, now=0.0, charge=Charge(1), **create
+    )
     with pytest.raises(QuotaExceeded, match="next image <t:30:R>"):
-        await harness.jobs.create(user_id=1, now=10.0, charge=Charge(1), **create)
-    await harness.jobs.create(user_id=1, now=40.0, charge=Charge(1), **create)
-    with pytest.raises(QuotaExceeded, match="already have 2 image jobs running"):
-        await harness.jobs.create(user_id=1, now=80.0, charge=Charge(1), **create)
-    await harness.jobs.create(user_id=2, now=80.0, charge=Charge(1), **create)
-    with pytest.raises(QuotaExceeded, match="too many images in progress"):
-        await harness.jobs.create(user_id=3, now=80.0, charge=Charge(1), **create)
+        await harness.jobs.create(user_id=1, guild_id=GUILD, now=10.0, charge=Charge(1), **create)
+    # Over the running limits (1 each): accepted all the same, it waits its turn.
+    await harness.jobs.create(user_id=1, guild_id=GUILD, now=40.0, charge=Charge(1), **create)
+    with pytest.raises(QuotaExceeded, match="You already have 2 images waiting in line"):
+        await harness.jobs.create(user_id=1, guild_id=GUILD, now=80.0, charge=Charge(1), **create)
+    await harness.jobs.create(user_id=2, guild_id=GUILD, now=80.0, charge=Charge(1), **create)
+    with pytest.raises(QuotaExceeded, match="This server already has 3 images waiting in line"):
+        await harness.jobs.create(user_id=3, guild_id=GUILD, now=80.0, charge=Charge(1), **create)
+    await harness.jobs.create(user_id=3, guild_id=GUILD + 1, now=80.0, charge=Charge(1), **create)
+    with pytest.raises(QuotaExceeded, match="The bot already has 4 images waiting in line"):
+        await harness.jobs.create(user_id=4, guild_id=None, now=80.0, charge=Charge(1), **create)
+    # A job whose CreateTask went out no longer waits: it makes room in every line.
+    assert await harness.jobs.mark_submitting(first.id, 81.0) is not None
+    assert await harness.jobs.mark_create_sent(first.id, {}, 81.0)
+    await harness.jobs.create(user_id=4, guild_id=None, now=82.0, charge=Charge(1), **create)
 
-    capped = QuotaPolicy(user_concurrent=100, guild_concurrent=100, global_daily_cap=5)
+    capped = QuotaPolicy(global_daily_cap=5)
     create = {"request": REQ, "target": TEST, "owner": None, "policy": capped}
     with pytest.raises(QuotaExceeded, match="spending limit"):
-        await harness.jobs.create(user_id=4, guild_id=5, now=90.0, charge=Charge(3), **create)
+        await harness.jobs.create(user_id=5, guild_id=5, now=90.0, charge=Charge(3), **create)
 
 
 async def test_retention_purges_old_finished_jobs_but_never_unfinished_ones(
