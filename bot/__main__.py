@@ -2,7 +2,8 @@
 
 Exit codes (README, "Exit codes"): 0 done, 1 failed, 2 configuration, 64 usage, 130 interrupted.
 The bigger commands live in bot/cli/: ``check`` (and its ``--probe``/``--spend``) in check.py and
-probe.py, the engine run behind ``generate`` in generating.py.
+probe.py, the engine run behind ``generate`` in generating.py, ``migrate`` (and its
+``--copy-from``) in migrate.py.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from bot.cli.args import (
 )
 from bot.cli.check import cmd_check
 from bot.cli.generating import cli_runtime, report, run_one, wait
+from bot.cli.migrate import cmd_migrate
 from bot.cli.reach import http_base_problem, probe_crun, say
 from bot.domain.models import Job
 from bot.errors import ConfigError, UserFacingError
 from bot.logging_setup import setup_logging
 from bot.settings import Settings, load_settings
-from bot.store.database import Database
+from bot.store.engine import open_database
+from bot.store.protocol import Db
 from bot.store.unsent import CancelOutcome, cancel_unsent, list_unfinished
 
 log = logging.getLogger("wanbot")
@@ -82,18 +85,6 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"{flag} only goes with --probe --spend")
 
 
-async def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    db = await Database.open(settings.database_path, migrate=False)
-    try:
-        applied = await db.migrate()
-        version = await db.schema_version()
-    finally:
-        await db.close()
-    done = ", ".join(applied) if applied else "nothing to do"
-    print(f"database {settings.database_path}: schema version {version} ({done})")
-    return EXIT_OK
-
-
 # --- generate ------------------------------------------------------------------------------------
 
 
@@ -122,7 +113,7 @@ async def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "resume":
         return await _resume(settings)
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_url)
     try:
         if args.action == "cancel":
             return await _cancel(db, args.job_id, every=args.all)
@@ -147,7 +138,7 @@ async def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _cancel(db: Database, job_id: str | None, *, every: bool) -> int:
+async def _cancel(db: Db, job_id: str | None, *, every: bool) -> int:
     ids = [j.id for j in await list_unfinished(db) if j.cancellable] if every else [job_id or ""]
     if every and not ids:
         print("no job is waiting to be sent to crun; nothing to cancel")

@@ -21,10 +21,11 @@ from bot.observability.metrics import Metrics, metrics_route
 from bot.services import AdminService, GenerationService, InputChecker, QueueService, Services
 from bot.services.modlog import ModLogService, Send
 from bot.settings import Settings
-from bot.store.database import Database
+from bot.store.engine import open_database
 from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
+from bot.store.protocol import Db
 from bot.store.quotas import QuotaRepository
 from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
@@ -77,7 +78,7 @@ class Runtime:
         self._engine_config = engine_config or engine_config_from(settings)
         self._clock = clock  # the engine's clock (tests move it)
         self._stack = AsyncExitStack()
-        self.db: Database
+        self.db: Db
         self.jobs: JobRepository
         self.meta: MetaRepository
         self.quotas: QuotaRepository
@@ -100,7 +101,7 @@ class Runtime:
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
         s = self.settings
         try:
-            self.db = await Database.open(s.database_path)
+            self.db = await open_database(s.database_url)
             self._stack.push_async_callback(self.db.close)
             self.jobs = JobRepository(self.db)
             self.meta = MetaRepository(self.db)

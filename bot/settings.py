@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     Field,
@@ -20,6 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.domain.quota import CostTable, Limits, QuotaPolicy
 from bot.errors import ConfigError
 
+_SQLITE = "sqlite:///"
+_POSTGRES = ("postgresql://", "postgres://")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
@@ -132,10 +135,12 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_url(cls, v: str) -> str:
-        if not v.startswith("sqlite:///"):
+    def _database_url(cls, v: str) -> str:
+        v = v.strip()
+        if not v.startswith((_SQLITE, *_POSTGRES)):
             raise ValueError(
-                "only sqlite:///PATH is supported (e.g. sqlite:///data/wanbot.sqlite3)"
+                "must be sqlite:///PATH (e.g. sqlite:///data/wanbot.sqlite3) or "
+                "postgresql://USER@HOST:PORT/DATABASE"
             )
         return v
 
@@ -201,8 +206,27 @@ class Settings(BaseSettings):
         )
 
     @property
+    def database_engine(self) -> Literal["sqlite", "postgresql"]:
+        """Which store DATABASE_URL selects."""
+        return "postgresql" if self.database_url.startswith(_POSTGRES) else "sqlite"
+
+    @property
     def database_path(self) -> Path:
-        return Path(self.database_url.removeprefix("sqlite:///"))
+        """The SQLite file (only for a sqlite:/// URL)."""
+        if self.database_engine != "sqlite":
+            raise ValueError("DATABASE_URL names a PostgreSQL database, not a SQLite file")
+        return Path(self.database_url.removeprefix(_SQLITE))
+
+    @property
+    def database_label(self) -> str:
+        """The database for people to read: the SQLite file, or the URL without its password
+        and query (either may carry secrets)."""
+        if self.database_engine == "sqlite":
+            return str(self.database_path)
+        parts = urlsplit(self.database_url)
+        host = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}@" if parts.username else ""
+        return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
     @property
     def callback_host_port(self) -> tuple[str, int]:

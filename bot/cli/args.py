@@ -41,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "also the ones an interrupted `wanbot generate` left.",
     )
     _add_check(sub)
-    sub.add_parser(
-        "migrate",
-        help="create or upgrade the database",
-        description="Create or upgrade the database (also done automatically at start-up).",
-    )
+    _add_migrate(sub)
     _add_generate(sub)
     j = sub.add_parser(
         "jobs",
@@ -68,6 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
         "billed), ones at crun are fetched. Prints the files.",
     )
     return p
+
+
+def _add_migrate(sub: argparse._SubParsersAction[_Parser]) -> None:
+    m = sub.add_parser(
+        "migrate",
+        help="create or upgrade the database; --copy-from moves SQLite data into PostgreSQL",
+        description="Create or upgrade the database DATABASE_URL names, SQLite or PostgreSQL "
+        "(also done automatically at start-up).",
+    )
+    m.add_argument(
+        "--copy-from",
+        type=sqlite_url,
+        metavar="sqlite:///PATH",
+        help="then copy jobs, job events, ledger, quotas, blocked members, server settings and "
+        "meta (alert state, command sync) from this SQLite file into the PostgreSQL database "
+        "DATABASE_URL names, which must be empty; checked by row counts and sums, kept only "
+        "when every figure agrees. Stop the bot first.",
+    )
+
+
+def sqlite_url(value: str) -> Path:
+    """``sqlite:///PATH`` (as DATABASE_URL spells it) -> PATH."""
+    path = value.removeprefix("sqlite:///")
+    if path == value or not path:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not sqlite:///PATH (e.g. sqlite:///data/wanbot.sqlite3)"
+        )
+    return Path(path)
 
 
 def _add_check(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -16,7 +16,7 @@ from bot.cli.report import Report, api_problem
 from bot.errors import ConfigError, WanApiError, WanbotError
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.store.database import Database
+from bot.store.engine import open_database
 from bot.wan.contract import Concept, Contract, parse_override
 
 __all__ = ["cmd_check"]
@@ -48,7 +48,7 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def _check_settings(settings: Settings, args: argparse.Namespace, report: Report) -> Settings:
     """The lines that need no I/O. An unusable WAN_FIELD_MAP fails the check; the rest of the
     report is made without it, so the operator still sees what the live schema offers."""
-    report.ok("settings", f"API base {settings.wan_api_base}, database {settings.database_path}")
+    report.ok("settings", f"API base {settings.wan_api_base}, database {settings.database_label}")
     http_problem = http_base_problem(settings)
     if http_problem is not None:
         report.fail("WAN_API_BASE", http_problem)
@@ -70,7 +70,7 @@ def _check_settings(settings: Settings, args: argparse.Namespace, report: Report
 
 async def _check_database(settings: Settings, report: Report) -> None:
     try:
-        db = await Database.open(settings.database_path)
+        db = await open_database(settings.database_url)
         try:
             await db.check_writable()
             report.ok("database", f"schema version {await db.schema_version()}, writable")

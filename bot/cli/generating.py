@@ -19,7 +19,7 @@ from bot.errors import UserFacingError
 from bot.jobs.delivery import FileSink
 from bot.runtime import Runtime, engine_config_from
 from bot.settings import Settings
-from bot.store.database import Database
+from bot.store.engine import open_database
 from bot.store.jobs import JobRepository
 from bot.store.unsent import UnfinishedJob, list_unfinished
 
@@ -122,7 +122,7 @@ async def report(runtime: Runtime, finished: Job, *, show_files: bool = True) ->
 
 async def _report_saved(settings: Settings, job_id: str, ended: str) -> int:
     """After an interrupt or a timeout: where the job stands and how to cancel or finish it."""
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_url)
     try:
         jobs = JobRepository(db)
         job, sent = await jobs.get(job_id), await jobs.create_was_sent(job_id)

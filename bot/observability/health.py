@@ -4,7 +4,7 @@ Three parts, each reported with a short detail, and HTTP 200 only when all are f
 the failing parts):
 
 - ``gateway``: connected to Discord (only in ``wanbot run``; the CLI has no gateway);
-- ``database``: the SQLite file takes a write (``Database.check_writable``);
+- ``database``: the store takes a write (``check_writable``: the SQLite file, or PostgreSQL);
 - ``api``: crun answered a call recently. Any successful call in the last ``api_fresh_for``
   seconds counts (the engine polls often while it has work); otherwise one cheap balance call
   is made, with a short timeout, and its answer is kept for ``probe_cache_for`` seconds, so a

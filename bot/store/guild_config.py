@@ -10,13 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.config import GuildConfig
-from bot.store.database import Database
+from bot.store.protocol import Db
 
 log = logging.getLogger(__name__)
 
 
 class GuildConfigRepository:
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Db, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self._clock = clock
 

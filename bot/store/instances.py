@@ -11,18 +11,20 @@ import socket
 import time
 from collections.abc import Iterable
 
-from bot.store.database import Database
 from bot.store.job_rows import UNFINISHED
+from bot.store.protocol import Db
 
 
 class InstanceRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
 
     async def register(self, instance_id: str, now: float) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO instances (id, host, pid, started_at, heartbeat_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET host = excluded.host,"
+            " pid = excluded.pid, started_at = excluded.started_at,"
+            " heartbeat_at = excluded.heartbeat_at",
             # started_at is real time (it identifies the process); heartbeats use the clock.
             (instance_id, socket.gethostname(), os.getpid(), time.time(), now),
         )

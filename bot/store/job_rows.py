@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from bot.domain.models import DeliveryState, GenerationRequest, Job, JobStatus, Target
+from bot.store.protocol import Row, SyncConnection
 
 # Jobs with something left to do: not yet terminal, or terminal but not yet delivered.
 UNFINISHED = "delivery_state IN ('none', 'started')"
@@ -27,7 +27,7 @@ def _url_list(text: str) -> tuple[str, ...]:
 
 
 def record_event(
-    conn: sqlite3.Connection, job_id: str, now: float, event: str, detail: str | None
+    conn: SyncConnection, job_id: str, now: float, event: str, detail: str | None
 ) -> None:
     """The job's history, written inside the transaction that made the change."""
     conn.execute(
@@ -36,7 +36,7 @@ def record_event(
     )
 
 
-def refund(conn: sqlite3.Connection, job_id: str, now: float, *, was: str) -> bool:
+def refund(conn: SyncConnection, job_id: str, now: float, *, was: str) -> bool:
     """Give a job's credits back if its ledger row is in state ``was``; False if it was not."""
     cur = conn.execute(
         "UPDATE ledger SET state = 'refunded', charged = 0, settled_at = ?"
@@ -46,7 +46,7 @@ def refund(conn: sqlite3.Connection, job_id: str, now: float, *, was: str) -> bo
     return cur.rowcount == 1
 
 
-def row_to_job(row: sqlite3.Row) -> Job:
+def row_to_job(row: Row) -> Job:
     return Job(
         id=row["id"],
         user_id=row["user_id"],

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.domain.models import DeliveryState, Job, JobStatus, Target
-from bot.store.database import Database
 from bot.store.job_rows import record_event, refund, row_to_job
+from bot.store.protocol import Db, Row, SyncConnection
 
 
 class JobTransitions:
     """The writes that move a job along; JobRepository adds creating, reading and forgetting."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
 
     # --- state transitions ----------------------------------------------------------------------
@@ -30,13 +29,13 @@ class JobTransitions:
         event: str,
         detail: str | None,
         now: float,
-        also: Callable[[sqlite3.Connection], object] | None = None,
+        also: Callable[[SyncConnection], object] | None = None,
         **fields: Any,
     ) -> bool:
         sets = ", ".join(f"{name} = :{name}" for name in fields)
         states = ",".join(f"'{s.value}'" for s in expect)
 
-        def write(conn: sqlite3.Connection) -> bool:
+        def write(conn: SyncConnection) -> bool:
             cur = conn.execute(
                 f"UPDATE jobs SET {sets} WHERE id = :_id AND status IN ({states})",  # noqa: S608 - names are ours
                 {**fields, "_id": job_id},
@@ -53,9 +52,9 @@ class JobTransitions:
     async def _transition_and_read(self, job_id: str, **transition: Any) -> Job | None:
         """A transition that also returns the job as it now is, read in the same transaction
         (one round trip to the database thread instead of two)."""
-        read: list[sqlite3.Row] = []
+        read: list[Row] = []
 
-        def fetch(conn: sqlite3.Connection) -> None:
+        def fetch(conn: SyncConnection) -> None:
             read.append(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
         if not await self._transition(job_id, also=fetch, **transition):
@@ -193,7 +192,7 @@ class JobTransitions:
         transaction, settle the job's credits (success) or refund them (anything else)."""
         assert status.terminal
 
-        def settle(conn: sqlite3.Connection) -> None:
+        def settle(conn: SyncConnection) -> None:
             if status is JobStatus.SUCCEEDED:
                 conn.execute(
                     "UPDATE ledger SET state = 'settled', charged = COALESCE(?, reserved),"
@@ -223,7 +222,7 @@ class JobTransitions:
         """Give back a succeeded job's credits when its images can never be shown (the result
         downloads were given up). Once only: a settled row becomes refunded, nothing else moves."""
 
-        def write(conn: sqlite3.Connection) -> bool:
+        def write(conn: SyncConnection) -> bool:
             if not refund(conn, job_id, now, was="settled"):
                 return False
             record_event(conn, job_id, now, "refunded", reason)
@@ -236,7 +235,7 @@ class JobTransitions:
     async def begin_delivery(self, job_id: str, now: float) -> int:
         """Mark a delivery attempt as started; returns the attempt number (1-based)."""
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: SyncConnection) -> int:
             cur = conn.execute(
                 "UPDATE jobs SET delivery_state = 'started', delivery_attempts ="
                 " delivery_attempts + 1 WHERE id = ? AND delivery_state IN ('none', 'started')",
@@ -259,7 +258,7 @@ class JobTransitions:
         assert state in (DeliveryState.DONE, DeliveryState.GAVE_UP)
         receipt_json = json.dumps(receipt) if receipt is not None else None
 
-        def write(conn: sqlite3.Connection) -> bool:
+        def write(conn: SyncConnection) -> bool:
             cur = conn.execute(
                 "UPDATE jobs SET delivery_state = ?, receipt_json = ?, delivered_at = ?"
                 " WHERE id = ? AND delivery_state = 'started'",

@@ -7,13 +7,13 @@ bot/store/instances.py.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable
 
 from bot.domain.models import GenerationRequest, Job, JobStatus, Target
 from bot.domain.quota import QuotaPolicy
 from bot.store.job_rows import UNFINISHED, PollView, record_event, row_to_job
 from bot.store.job_transitions import JobTransitions
+from bot.store.protocol import SyncConnection
 from bot.store.quotas import Charge, reserve
 
 _JOB_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids are typed by people
@@ -25,7 +25,7 @@ def new_job_id() -> str:
     return "".join(_JOB_ID_ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
 
 
-def _insert_job(conn: sqlite3.Connection, job: Job, *, owner: str | None) -> None:
+def _insert_job(conn: SyncConnection, job: Job, *, owner: str | None) -> None:
     """The new job's row (with a fresh callback token) and its "created" event."""
     conn.execute(
         "INSERT INTO jobs (id, user_id, guild_id, parent_job_id, request_json, target_json,"
@@ -82,7 +82,7 @@ class JobRepository(JobTransitions):
         if charge is not None and policy is None:
             raise ValueError("a charge needs the quota policy it is reserved under")
 
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: SyncConnection) -> None:
             if charge is not None:
                 assert policy is not None
                 reserve(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.store.database import Database
+from bot.store.protocol import Db
 
 
 class MetaRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
 
     async def get(self, key: str) -> str | None:

@@ -1,9 +1,10 @@
 """All SQL about credits: reservations, limits, grants, resets, blocks and usage reports.
 
-A reservation runs inside the transaction that creates the job row (``BEGIN IMMEDIATE``), so the
-check and the insert are one step: two concurrent commands can never both pass on the last credit.
-These functions are plain sqlite3 code that ``Database.run_transaction`` runs on the database
-thread, so a whole reservation is one round trip. Settlement and refund happen in the transaction
+A reservation runs inside the transaction that creates the job row (``BEGIN IMMEDIATE`` on
+SQLite, the write lock on PostgreSQL), so the check and the insert are one step: two concurrent
+commands can never both pass on the last credit, whichever process they reach. These functions
+are plain DB-API code that ``run_transaction`` runs off the event loop (on SQLite's database
+thread a whole reservation is one round trip). Settlement and refund happen in the transaction
 that records the job's outcome (see ``JobRepository.finish``), so each job is settled or refunded
 exactly once.
 """
@@ -11,7 +12,6 @@ exactly once.
 from __future__ import annotations
 
 import functools
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,11 +27,21 @@ from bot.domain.quota import (
     refusal,
 )
 from bot.errors import QuotaExceeded
-from bot.store.database import Database
 from bot.store.job_rows import UNFINISHED
+from bot.store.protocol import Db, SyncConnection
 
 # Credits that count against a window: what a settled job cost, or what a running job holds.
 _SPENT = "CASE state WHEN 'settled' THEN COALESCE(charged, reserved) WHEN 'reserved' THEN reserved ELSE 0 END"  # noqa: E501
+# The UTC day a ledger row falls in. CAST truncates on SQLite but rounds on PostgreSQL: where it
+# rounded up, step back one day (the same floor on both).
+_DAY_NUMBER = "CAST(created_at / 86400 AS BIGINT)"
+_DAY_START = f"({_DAY_NUMBER} - CASE WHEN {_DAY_NUMBER} * 86400 > created_at THEN 1 ELSE 0 END)"
+
+
+def _later(a: str, b: str) -> str:
+    """The later of two times: SQLite's scalar MAX(a, b), which PostgreSQL lacks (and
+    PostgreSQL's GREATEST, which SQLite lacks)."""
+    return f"CASE WHEN {a} > {b} THEN {a} ELSE {b} END"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +52,13 @@ class Charge:
     role_ids: tuple[int, ...] = ()
 
 
-def _one(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> float:
+def _one(conn: SyncConnection, sql: str, params: Sequence[object]) -> float:
     row = conn.execute(sql, params).fetchone()
     return float(row[0] or 0) if row else 0.0
 
 
 def _role_or_default_limits(
-    conn: sqlite3.Connection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
+    conn: SyncConnection, guild_id: int, role_ids: Sequence[int], policy: QuotaPolicy
 ) -> Limits:
     """For members without their own override: the most generous role, else the server
     default, else the bot's defaults."""
@@ -71,9 +81,9 @@ WITH r AS (SELECT COALESCE(
     (SELECT reset_at FROM quota_resets WHERE guild_id = :g AND user_id = :u), 0) AS reset_at)
 SELECT
     (SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = :g AND user_id = :u
-        AND created_at >= MAX(:day, (SELECT reset_at FROM r))),
+        AND created_at >= {_later(":day", "(SELECT reset_at FROM r)")}),
     (SELECT SUM({_SPENT}) FROM ledger WHERE guild_id = :g AND user_id = :u
-        AND created_at >= MAX(:month, (SELECT reset_at FROM r))),
+        AND created_at >= {_later(":month", "(SELECT reset_at FROM r)")}),
     (SELECT SUM(credits) FROM quota_grants WHERE guild_id = :g AND user_id = :u
         AND period = 'day' AND window_start = :day),
     (SELECT SUM(credits) FROM quota_grants WHERE guild_id = :g AND user_id = :u
@@ -92,7 +102,8 @@ SELECT
 # crun, which are few (the running limits bound them): one short scan, however long the line.
 # CROSS JOIN keeps that order (jobs at crun first, then their ledger rows).
 _AT_CRUN = f"""
-SELECT COALESCE(SUM(l.user_id = :u), 0), COALESCE(SUM(l.guild_id = :g), 0)
+SELECT COALESCE(SUM(CASE WHEN l.user_id = :u THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN l.guild_id = :g THEN 1 ELSE 0 END), 0)
 FROM jobs CROSS JOIN ledger l
 WHERE {UNFINISHED} AND status IN ('submitting', 'pending', 'running')
     AND create_sent_at IS NOT NULL AND l.job_id = jobs.id AND l.state = 'reserved'
@@ -101,14 +112,14 @@ WHERE {UNFINISHED} AND status IN ('submitting', 'pending', 'running')
 # the count stops at the limit. A queued job was never sent: requeue and restart clear it.
 _TOTAL_WAITING = f"""
 SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE {UNFINISHED} AND status = 'queued'
-    LIMIT :limit))
+    LIMIT :limit) AS waiting)
     + (SELECT COUNT(*) FROM jobs WHERE {UNFINISHED} AND status = 'submitting'
     AND create_sent_at IS NULL)
 """  # noqa: S608 - only constants are interpolated
 
 
 def standing_in(
-    conn: sqlite3.Connection,
+    conn: SyncConnection,
     *,
     guild_id: int,
     user_id: int,
@@ -157,7 +168,7 @@ def standing_in(
 
 
 def reserve(
-    conn: sqlite3.Connection,
+    conn: SyncConnection,
     *,
     job_id: str,
     user_id: int,
@@ -185,7 +196,7 @@ def reserve(
 class QuotaRepository:
     """Admin-facing reads and writes; reservations go through :func:`reserve`."""
 
-    def __init__(self, db: Database, policy: QuotaPolicy) -> None:
+    def __init__(self, db: Db, policy: QuotaPolicy) -> None:
         self.db = db
         self.policy = policy
 
@@ -260,8 +271,10 @@ class QuotaRepository:
         self, guild_id: int, user_id: int, reason: str | None, by: int, now: float
     ) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO blocked_users (guild_id, user_id, reason, blocked_by,"
-            " created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO blocked_users (guild_id, user_id, reason, blocked_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(guild_id, user_id) DO UPDATE SET"
+            " reason = excluded.reason, blocked_by = excluded.blocked_by,"
+            " created_at = excluded.created_at",
             (guild_id, user_id, reason, by, now),
         )
 
@@ -300,7 +313,7 @@ class QuotaRepository:
         where = "created_at >= ?" + (" AND guild_id = ?" if guild_id is not None else "")
         params: tuple[object, ...] = (since,) if guild_id is None else (since, guild_id)
         rows = await self.db.fetchall(
-            f"SELECT CAST(created_at / 86400 AS INTEGER) * 86400 AS day, SUM({_SPENT})"  # noqa: S608 - constant
+            f"SELECT {_DAY_START} * 86400 AS day, SUM({_SPENT})"  # noqa: S608 - constant
             f" FROM ledger WHERE {where} GROUP BY day ORDER BY day",
             params,
         )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from bot.domain.models import JobStatus, Target
-from bot.store.database import Database
 from bot.store.job_rows import UNFINISHED, record_event, refund
+from bot.store.protocol import Db, SyncConnection
 
 CANCELLED_MESSAGE = (
     "This job was cancelled before it was sent to the image service; nothing was charged."
@@ -62,14 +61,14 @@ class Cancel:
 
 
 async def list_unfinished(
-    db: Database, *, kind: str | None = None, owner: str | None = None
+    db: Db, *, kind: str | None = None, owner: str | None = None
 ) -> list[UnfinishedJob]:
     """Jobs with something left to do, oldest first; only of target ``kind`` and held by
     engine instance ``owner`` when those are given."""
     rows = await db.fetchall(
         "SELECT id, status, created_at, request_json, target_json, guild_id, create_sent_at"  # noqa: S608 - constants
-        f" FROM jobs WHERE {UNFINISHED} AND (:kind IS NULL OR target_kind = :kind)"
-        " AND (:owner IS NULL OR owner = :owner) ORDER BY created_at",
+        f" FROM jobs WHERE {UNFINISHED} AND (CAST(:kind AS TEXT) IS NULL OR target_kind = :kind)"
+        " AND (CAST(:owner AS TEXT) IS NULL OR owner = :owner) ORDER BY created_at",
         {"kind": kind, "owner": owner},
     )
     return [
@@ -87,7 +86,7 @@ async def list_unfinished(
 
 
 async def cancel_unsent(
-    db: Database, job_id: str, *, now: float, told: bool = False, by_user_id: int | None = None
+    db: Db, job_id: str, *, now: float, told: bool = False, by_user_id: int | None = None
 ) -> Cancel:
     """Cancel a job crun never saw: it fails with ``CANCELLED_MESSAGE`` and its credits are
     refunded, in one transaction. A job for the terminal (``files``) counts as delivered at
@@ -95,7 +94,7 @@ async def cancel_unsent(
     shows "cancelled" on the status message); any other target is told by the bot that owns
     it. ``by_user_id`` (who asked) goes into the job's history."""
 
-    def write(conn: sqlite3.Connection) -> Cancel:
+    def write(conn: SyncConnection) -> Cancel:
         row = conn.execute(
             "SELECT status, create_sent_at, target_kind FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()

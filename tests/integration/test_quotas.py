@@ -1,8 +1,13 @@
-"""Quotas: atomic reservation, settlement and refund exactly once, windows, roles, caps."""
+"""Quotas: atomic reservation, settlement and refund exactly once, windows, roles, caps.
+
+Every test runs on both engines: SQLite, and PostgreSQL where a server is reachable (tests/pg.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +16,14 @@ from bot.domain.quota import Limits, QuotaPolicy, day_window, month_window
 from bot.errors import QuotaExceeded
 from bot.jobs.housekeeping import DAY, Housekeeping
 from bot.store.instances import InstanceRepository
+from bot.store.jobs import JobRepository
+from bot.store.protocol import Db
 from bot.store.quotas import Charge, QuotaRepository
 from tests.conftest import Harness
+from tests.fakes.crun_server import FakeCrun
 from tests.helpers import crash, wait_until
+
+pytest_plugins = ["tests.pg"]  # the store fixture: SQLite and PostgreSQL
 
 REQ = GenerationRequest(prompt="a heron in the reeds")
 TEST = Target("test", {})
@@ -21,6 +31,18 @@ GUILD = 77
 ROOMY = QuotaPolicy(
     user_concurrent=1000, guild_concurrent=100_000, user_queue_limit=1000, guild_queue_limit=10_000
 )
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, crun: FakeCrun, store: Db) -> AsyncIterator[Harness]:
+    """The shared harness (tests/conftest.py), on the store of each engine."""
+    h = await Harness(tmp_path, crun).open()
+    await h.db.close()  # its own SQLite file: replaced by the parametrized store
+    h.db, h.jobs = store, JobRepository(store)
+    try:
+        yield h
+    finally:
+        await h.close()
 
 
 def quotas(h: Harness, policy: QuotaPolicy = ROOMY) -> QuotaRepository:

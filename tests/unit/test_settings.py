@@ -67,7 +67,7 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
         ("WAN_API_BASE", "https://"),  # no host: a prefix test let this through
         ("WAN_API_BASE", "ftp://api.crun.ai"),
         ("HEALTH_LISTEN", "0.0.0.0:70000"),
-        ("DATABASE_URL", "postgres://x"),
+        ("DATABASE_URL", "mysql://x"),
         ("CALLBACK_LISTEN", "8080"),
         ("CALLBACK_LISTEN", "127.0.0.1:0"),  # the receiver's address must be known to crun
         ("CALLBACK_PUBLIC_URL", "bot.example.net"),

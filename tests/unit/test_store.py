@@ -1,4 +1,8 @@
-"""The store: migrations, guarded transitions, delivery bookkeeping and job ownership."""
+"""The store: migrations, guarded transitions, delivery bookkeeping and job ownership.
+
+Tests of the repositories run on both engines (SQLite, and PostgreSQL where a server is reachable:
+see tests/pg.py); those of the SQLite connection's own machinery (its thread, group commit,
+PRAGMAs) on SQLite alone."""
 
 from __future__ import annotations
 
@@ -17,17 +21,47 @@ from bot.domain.models import DeliveryState, GenerationRequest, JobStatus, Targe
 from bot.store.database import Database, migrations
 from bot.store.instances import InstanceRepository
 from bot.store.jobs import _JOB_ID_ALPHABET, JobRepository, new_job_id
+from bot.store.pg_database import PgDatabase
+from bot.store.pg_migrations import pg_migrations
+from bot.store.protocol import Db
 from tests.helpers import wait_until
+
+pytest_plugins = ["tests.pg"]  # the store fixtures: SQLite and PostgreSQL
 
 REQ = GenerationRequest(prompt="a lighthouse at dusk")
 TARGET = Target("files", {"dir": "/tmp/x"})
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> JobRepository:
+def repo(store: Db) -> JobRepository:
+    """On each engine (tests/pg.py)."""
+    return JobRepository(store)
+
+
+@pytest.fixture
+async def sqlite_repo(tmp_path: Path) -> JobRepository:
     db = await Database.open(tmp_path / "db" / "wanbot.sqlite3")
     yield JobRepository(db)
     await db.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_migrations_record_each_version_and_are_idempotent(pg_url: str) -> None:
+    db = await PgDatabase.open(pg_url, migrate=False)
+    try:
+        assert await db.schema_version() == 0
+        assert await db.migrate() == [name for _, name, _ in pg_migrations()]
+        assert await db.schema_version() == len(pg_migrations()) == len(migrations())
+        assert await db.migrate() == []
+        tables = await db.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        assert {"jobs", "job_events", "instances", "ledger"} <= {r[0] for r in tables}
+        await db.execute("UPDATE schema_version SET version = 999 WHERE version = 1")
+    finally:
+        await db.close()
+    with pytest.raises(RuntimeError, match="newer than this wanbot"):
+        await PgDatabase.open(pg_url)
 
 
 async def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
@@ -234,8 +268,13 @@ async def test_a_cancelled_caller_leaves_its_transaction_whole(repo: JobReposito
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The next statement queues behind the transaction, which finished on its thread.
-    assert [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")] == [1, 2]
+
+    # The transaction ran to its end all the same (on SQLite the next statement queues behind
+    # it; on PostgreSQL it commits on its own connection).
+    async def both_rows() -> bool:
+        return [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")] == [1, 2]
+
+    await wait_until(both_rows, what="the cancelled caller's transaction to commit")
     # And it was closed: BEGIN inside an open transaction would raise.
     assert await db.run_transaction(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
 
@@ -278,8 +317,10 @@ async def blocker_started(release: _Release) -> None:
     assert await asyncio.to_thread(release.started.wait, 10)
 
 
-async def test_transactions_waiting_for_the_thread_share_one_commit(repo: JobRepository) -> None:
-    db = repo.db
+async def test_transactions_waiting_for_the_thread_share_one_commit(
+    sqlite_repo: JobRepository,
+) -> None:
+    db = sqlite_repo.db
     await db.execute("CREATE TABLE t (x INTEGER)")
     statements: list[str] = []
     await db.run_transaction(lambda conn: conn.set_trace_callback(statements.append))
@@ -311,9 +352,9 @@ async def test_transactions_waiting_for_the_thread_share_one_commit(repo: JobRep
 
 
 async def test_a_failed_group_commit_fails_every_member_and_keeps_nothing(
-    repo: JobRepository,
+    sqlite_repo: JobRepository,
 ) -> None:
-    db = repo.db
+    db = sqlite_repo.db
     await db.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
     await db.execute("CREATE TABLE c (pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
     release = _Release()
@@ -335,9 +376,9 @@ async def test_a_failed_group_commit_fails_every_member_and_keeps_nothing(
 
 
 async def test_every_statement_runs_on_one_thread_that_is_not_the_event_loop(
-    repo: JobRepository,
+    sqlite_repo: JobRepository,
 ) -> None:
-    db = repo.db
+    db = sqlite_repo.db
     seen: set[int] = set()
     db_thread = await db.run_transaction(lambda conn: threading.get_ident())
     await db.run_transaction(lambda conn: conn.create_function("tid", 0, threading.get_ident))
