@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import discord
+import discord.http
 from discord import app_commands
 from discord.ext import commands
 
@@ -50,11 +51,15 @@ class WanTree(app_commands.CommandTree["WanBot"]):
         return False  # autocomplete: no choices
 
 
-class WanBot(commands.Bot):
+class WanBot(commands.AutoShardedBot):
+    """Always discord.py's sharded bot: unsharded it owns shard 0 of 1 (one connection, as a
+    plain ``Bot`` makes), with SHARD_COUNT/SHARD_IDS the shards this process owns."""
+
     def __init__(
         self, settings: Settings, *, engine_config: EngineConfig | None = None, **options: Any
     ) -> None:
         quiet_irrelevant_discord_warnings()  # before discord.py's constructor warns about voice
+        use_rest_proxy(settings.discord_api_base)
         # No privileged intents: mentions of the bot still carry their content.
         intents = discord.Intents.default()
         intents.message_content = False
@@ -68,6 +73,7 @@ class WanBot(commands.Bot):
             help_command=None,
             allowed_mentions=NO_PINGS,
             tree_cls=WanTree,
+            **_sharding(settings),
             **options,
         )
         self.settings = settings
@@ -80,7 +86,7 @@ class WanBot(commands.Bot):
             },
             engine_config=engine_config,
             alert=self.post_alert,
-            gateway=self.gateway_connected,
+            gateway=self.shard_states,
             modlog=modlog.discord_send(self),
         )
         # What the cogs and the result buttons use; set once, when setup_hook opened the core.
@@ -101,7 +107,18 @@ class WanBot(commands.Bot):
         components.register(self)
         self.tree.error(handle_error)
         await runtime.start()
-        await self.sync_commands_if_changed()
+        s = self.settings
+        runtime.metrics.watch_shards(
+            self.shard_states,
+            instance=runtime.engine.instance_id,
+            owned=s.owned_shards,
+            shard_count=s.shard_count or 1,
+        )
+        log.info("gateway shards %s of %d", _ids(s.owned_shards), s.shard_count or 1)
+        if s.syncs_commands:
+            await self.sync_commands_if_changed()
+        else:
+            log.info("not syncing commands: the process that owns shard 0 does (SYNC_COMMANDS)")
 
     async def sync_commands_if_changed(self) -> bool:
         """Syncing is rate limited by Discord: only when the command definitions changed."""
@@ -136,10 +153,15 @@ class WanBot(commands.Bot):
                 log.warning("alert to channel %s failed: %s", channel_id, exc)
         log.warning("alert (%s) posted: %s", topic, message)
 
-    def gateway_connected(self) -> bool:
-        """For /healthz: ready, not closing, and the websocket is open right now."""
-        ws = self.ws
-        return self.is_ready() and not self.is_closed() and ws is not None and ws.open
+    def shard_states(self) -> dict[int, bool]:
+        """For /healthz and /metrics: each shard this process owns -> connected, i.e. the bot
+        is ready, not closing, and that shard's websocket is open right now."""
+        up = self.is_ready() and not self.is_closed()
+        states = {}
+        for shard_id in self.settings.owned_shards:
+            shard = self.get_shard(shard_id)  # None until discord.py launched it
+            states[shard_id] = up and shard is not None and not shard.is_closed()
+        return states
 
     def stop_accepting(self) -> None:
         """First step of a shutdown: turn new commands away, let accepted work carry on."""
@@ -157,11 +179,39 @@ class WanBot(commands.Bot):
         await super().close()
 
 
+def _sharding(settings: Settings) -> dict[str, Any]:
+    """The shard count is given, never fetched: unset SHARD_COUNT keeps one connection even past
+    the size at which Discord would recommend more (that is the operator's choice to make)."""
+    options: dict[str, Any] = {"shard_count": settings.shard_count or 1}
+    if settings.shard_ids:
+        options["shard_ids"] = list(settings.shard_ids)
+    return options
+
+
+def use_rest_proxy(api_base: str | None) -> None:
+    """Send discord.py's REST calls to DISCORD_API_BASE (a rate-limiting proxy that every
+    process shares), before the client makes any.
+
+    ``discord.http.Route.BASE`` is a public (not underscored) class attribute: every REST URL,
+    interaction webhooks included, is ``Route.BASE + path``, read when a request is made. It is
+    process-wide, which fits: one process runs one bot. Unset leaves it alone (discord.com, or
+    the address a test's fake Discord put there).
+    """
+    if api_base:
+        discord.http.Route.BASE = api_base
+        host = api_base.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]  # no userinfo
+        log.info("Discord REST calls go through the proxy at %s", host)
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    return ",".join(map(str, ids))
+
+
 def _no_prefix(_bot: commands.Bot, _message: discord.Message) -> list[str]:
     return []
 
 
-async def load_cogs(bot: commands.Bot, services: Services) -> None:
+async def load_cogs(bot: WanBot, services: Services) -> None:
     from cogs import COGS  # noqa: PLC0415 - cogs import bot.*; keep the import graph one-way
 
     for cog_class in COGS:

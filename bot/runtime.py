@@ -21,7 +21,8 @@ from bot.observability.metrics import Metrics, metrics_route
 from bot.services import AdminService, GenerationService, InputChecker, QueueService, Services
 from bot.services.modlog import ModLogService, Send
 from bot.settings import Settings
-from bot.store.engine import open_database
+from bot.store.budget import CrunBudgetRepository
+from bot.store.engine import engine_of, open_database
 from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
@@ -31,6 +32,7 @@ from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
 from bot.wan.estimates import CostEstimator
+from bot.wan.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,15 @@ async def _log_alert(topic: str, message: str) -> None:
 
 # Builds a delivery sink once the runtime's stores are open (the Discord sink saves receipts).
 SinkFactory = Callable[["Runtime"], DeliverySink]
+
+
+def crun_limiter_for(config: EngineConfig, database_url: str, db: Db) -> RateLimiter:
+    """The crun budget: on PostgreSQL (possibly several processes) shared through the database,
+    on SQLite (one process) this process's own."""
+    limiter = config.crun_limiter()
+    if engine_of(database_url) == "postgresql":
+        return limiter.sharing(CrunBudgetRepository(db))
+    return limiter
 
 
 def engine_config_from(s: Settings) -> EngineConfig:
@@ -69,7 +80,7 @@ class Runtime:
         *,
         engine_config: EngineConfig | None = None,
         alert: Alert | None = None,
-        gateway: Callable[[], bool] | None = None,
+        gateway: Callable[[], Mapping[int, bool]] | None = None,  # shard id -> connected
         modlog: Send | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,7 +128,7 @@ class Runtime:
                 connect_timeout=s.wan_connect_timeout,
                 get_retries=s.wan_get_retries,
                 on_call=self._on_api_call,
-                limiter=self._engine_config.crun_limiter(),
+                limiter=crun_limiter_for(self._engine_config, s.database_url, self.db),
             )
             self._stack.push_async_callback(self.client.close)
             self.health = HealthChecker(

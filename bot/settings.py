@@ -25,6 +25,8 @@ _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+# discord.py 2.x speaks REST API v10 (pyproject pins it); a proxy URL must say the same.
+DISCORD_API_PATH = "/api/v10"
 
 
 class Settings(BaseSettings):
@@ -81,6 +83,16 @@ class Settings(BaseSettings):
     # Comma-separated user ids; they pass every admin check and alone switch DMs on/off.
     bot_owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
+    # --- scaling out: shards, command sync, a shared REST proxy (docs/operations.md) ---
+    # Unset: one gateway connection (shard 0 of 1), as a bot that fits in one process needs.
+    shard_count: int | None = Field(None, ge=1, le=100_000, description="shards in total")
+    # Comma-separated shard numbers this process owns; unset = all of SHARD_COUNT's shards.
+    shard_ids: Annotated[list[int] | None, NoDecode] = None
+    # Unset: the process that owns shard 0 syncs the commands; the others leave it to it.
+    sync_commands: bool | None = None
+    # A rate-limiting REST proxy every process shares (nirn-proxy, twilight-http-proxy).
+    discord_api_base: str | None = None
+
     # --- quotas and costs (credits) ---
     quota_daily_default: float | None = Field(
         None, ge=0, description="per member; unset = unlimited"
@@ -105,7 +117,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("wan_api_base", "callback_public_url")
+    @field_validator("wan_api_base", "callback_public_url", "discord_api_base")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or v == "":
@@ -176,10 +188,49 @@ class Settings(BaseSettings):
             return [v]
         return v
 
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        parts = [part.strip() for part in v.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"must be comma-separated shard numbers, e.g. 0,1 (got {v!r})")
+        return [int(part) for part in parts] or None
+
+    @field_validator("discord_api_base")
+    @classmethod
+    def _discord_api_base(cls, url: str | None) -> str | None:
+        """Runs after ``_http_url`` (declared first), on the normalised URL."""
+        if url is not None and not url.endswith(DISCORD_API_PATH):
+            raise ValueError(
+                f"must end with {DISCORD_API_PATH} (the Discord API version wanbot speaks), "
+                f"e.g. http://nirn-proxy:8080{DISCORD_API_PATH}"
+            )
+        return url
+
     @model_validator(mode="after")
     def _poll_order(self) -> Settings:
         if self.poll_interval_max < self.poll_interval_min:
             raise ValueError("POLL_INTERVAL_MAX must be >= POLL_INTERVAL_MIN")
+        return self
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        ids = self.shard_ids
+        if ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (how many shards there are in total)")
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"SHARD_IDS lists shard {_ids(twice)} more than once")
+        beyond = [i for i in ids if i < 0 or i >= self.shard_count]
+        if beyond:
+            raise ValueError(
+                f"SHARD_IDS: {_ids(beyond)} is not below SHARD_COUNT={self.shard_count} "
+                f"(shards are numbered 0 to {self.shard_count - 1})"
+            )
         return self
 
     # --- helpers ---
@@ -229,6 +280,22 @@ class Settings(BaseSettings):
         return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
     @property
+    def owned_shards(self) -> tuple[int, ...]:
+        """The gateway shards this process connects: SHARD_IDS, else all of SHARD_COUNT's,
+        else shard 0 of 1 (a bot that is not sharded)."""
+        if self.shard_ids:
+            return tuple(self.shard_ids)
+        return tuple(range(self.shard_count or 1))
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Syncing is global to the application and rate limited, so exactly one process does
+        it: the one that owns shard 0 (every split of the shards has one), unless overridden."""
+        if self.sync_commands is not None:
+            return self.sync_commands
+        return 0 in self.owned_shards
+
+    @property
     def callback_host_port(self) -> tuple[str, int]:
         host, _, port = self.callback_listen.rpartition(":")
         return host.strip("[]"), int(port)
@@ -261,6 +328,10 @@ def _listen_address(v: str, *, example: str, lowest_port: int) -> str:
     if not sep or not host or not port.isdigit() or not lowest_port <= int(port) < 65536:
         raise ValueError(f"must look like HOST:PORT, e.g. {example}")
     return v
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join(str(i) for i in ids)
 
 
 def _first_error(exc: ValidationError) -> str:

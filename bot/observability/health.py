@@ -3,7 +3,8 @@
 Three parts, each reported with a short detail, and HTTP 200 only when all are fine (503 names
 the failing parts):
 
-- ``gateway``: connected to Discord (only in ``wanbot run``; the CLI has no gateway);
+- ``gateway``: every gateway shard this process owns is connected to Discord (only in
+  ``wanbot run``; the CLI has no gateway); the body's ``shards`` part lists them one by one;
 - ``database``: the store takes a write (``check_writable``: the SQLite file, or PostgreSQL);
 - ``api``: crun answered a call recently. Any successful call in the last ``api_fresh_for``
   seconds counts (the engine polls often while it has work); otherwise one cheap balance call
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,17 @@ class Check:
     detail: str
 
 
+# The bot's gateway, as health sees it: each shard this process owns -> connected right now.
+ShardStates = Callable[[], Mapping[int, bool]]
+
+
 class HealthChecker:
     def __init__(
         self,
         *,
         db_check: Callable[[], Awaitable[object]],
         api_probe: Callable[[], Awaitable[object]],
-        gateway: Callable[[], bool] | None = None,
+        gateway: ShardStates | None = None,
         api_fresh_for: float = 300.0,
         probe_cache_for: float = 60.0,
         timeout: float = 5.0,
@@ -66,8 +71,7 @@ class HealthChecker:
         database, api = await asyncio.gather(self._database(), self._api())
         checks: dict[str, Check] = {}
         if self.gateway is not None:
-            connected = self.gateway()
-            checks["gateway"] = Check(connected, "connected" if connected else "not connected")
+            checks["gateway"] = gateway_check(self.gateway())
         checks["database"] = database
         checks["api"] = api
         return checks
@@ -75,11 +79,18 @@ class HealthChecker:
     async def report(self) -> tuple[bool, dict[str, Any]]:
         checks = await self.check()
         failing = [name for name, c in checks.items() if not c.ok]
-        body = {
+        body: dict[str, Any] = {
             "status": "failing" if failing else "ok",
             "failing": failing,
             "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
         }
+        if self.gateway is not None:
+            states = self.gateway()
+            body["shards"] = {
+                "count": len(states),
+                "ids": sorted(states),
+                "connected": {str(i): states[i] for i in sorted(states)},
+            }
         return not failing, body
 
     async def _database(self) -> Check:
@@ -119,6 +130,17 @@ class HealthChecker:
                 result = Check(True, "crun answered a balance check")
             self._probe, self._probe_at = result, self._clock()
             return result
+
+
+def gateway_check(states: Mapping[int, bool]) -> Check:
+    """OK when every shard this process owns is connected; otherwise names the ones that are not
+    (when there are several: one process may own many)."""
+    down = [i for i in sorted(states) if not states[i]]
+    if states and not down:
+        return Check(True, "connected")
+    if len(states) <= 1:
+        return Check(False, "not connected")
+    return Check(False, f"not connected: shard {', '.join(map(str, down))} of {len(states)}")
 
 
 def _retrieve(future: asyncio.Future[object]) -> None:

@@ -10,7 +10,7 @@ or clash over counters.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     generate_latest,
 )
 
@@ -147,12 +148,47 @@ class Metrics(NoMetrics):
         self.queue_depth.set_function(lambda: engine.queue_depth)
         self.inflight.set_function(lambda: engine.inflight)
 
+    def watch_shards(
+        self,
+        states: Callable[[], Mapping[int, bool]],
+        *,
+        instance: str,
+        owned: Sequence[int],
+        shard_count: int,
+    ) -> None:
+        """The bot's process and shards (only the bot has them; called once): several processes
+        may run side by side, and ``wanbot_process_info`` tells them apart by instance id (the
+        owner its jobs carry in the database). Each shard's connection is read at scrape time."""
+        r = self.registry
+        process = Info("wanbot_process", "This process: instance id and shards", registry=r)
+        owned_gauge = Gauge("wanbot_shards_owned", "Gateway shards this process owns", registry=r)
+        connected = Gauge(
+            "wanbot_shard_connected",
+            "1 while the shard's gateway connection is up, else 0",
+            ["shard"],
+            registry=r,
+        )
+        process.info(
+            {
+                "instance": instance,
+                "shard_ids": ",".join(map(str, owned)),
+                "shard_count": str(shard_count),
+            }
+        )
+        owned_gauge.set(len(owned))
+        for shard in owned:
+            connected.labels(str(shard)).set_function(_connected(states, shard))
+
     def set_job_counts(self, counts: Mapping[str, int]) -> None:
         for status in JobStatus:
             self.jobs.labels(status.value).set(counts.get(status.value, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _connected(states: Callable[[], Mapping[int, bool]], shard: int) -> Callable[[], float]:
+    return lambda: float(bool(states().get(shard)))
 
 
 JobCounts = Callable[[], Awaitable[Mapping[str, int]]]

@@ -45,7 +45,10 @@ MEASURES: dict[str, tuple[str, ...]] = {
 COPIED = tuple(MEASURES)
 # Tables left behind, and why. An instance row is a process of the old deployment (host, pid,
 # heartbeat); its jobs then name no live instance, so the first new process takes them over.
-NOT_COPIED = {"instances": "per-process rows: each running process registers itself"}
+NOT_COPIED = {
+    "instances": "per-process rows: each running process registers itself",
+    "crun_budget": "pacing state of running processes: the first request rebuilds it",
+}
 
 _BATCH = 2000  # rows per read from SQLite while COPY streams them out
 

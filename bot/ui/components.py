@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import discord
-from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
@@ -253,7 +252,7 @@ def result_view(job: Job, image_count: int) -> discord.ui.View | None:
     return view
 
 
-def register(bot: commands.Bot) -> None:
+def register(bot: discord.Client) -> None:
     """Route presses on every result ever posted, including those from before a restart. The
     items find the bot's services through the interaction's client (``presses.services_of``);
     the Cancel controls of waiting jobs are routed here too."""

@@ -9,6 +9,16 @@ our send and crun's receipt. Routine work (submits, uploads, scheduled polls) is
 spaced, so it never bursts. A poll woken by a callback is *urgent*: the result is ready and a
 member is waiting, so it jumps the line, skips the spacing (never the window), and may use
 ``reserve`` slots per window that routine work leaves free for it.
+
+Several processes on one PostgreSQL database share one budget (``shared``, see
+``shared_budget``): after its local grant, each request also takes the next slot of a schedule
+kept in the database, spaced so that all processes together send at most ``rate`` per window, and
+waits for it. That schedule dates *grants*, not sends: a request held up between its grant and
+its send (by its event loop, a connection) can move closer to the next process's, which the
+``margin`` in the spacing absorbs for short delays. The local rules above still hold within each
+process, and urgent requests jump only their own process's line. A 429 in any process halves
+the shared rate for all; it recovers with time. Without a shared budget (SQLite: one process) or
+while the database does not answer, the limiter is this process's alone.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+
+from bot.wan.shared_budget import BudgetStore, SharedBudget
 
 
 @dataclass(eq=False)
@@ -34,6 +46,8 @@ class Slot:
     def __init__(self, on_sent: Callable[[], float]) -> None:
         self._on_sent = on_sent
         self.sent_at: float | None = None
+        # When the shared budget granted it, on the database's clock; None without one.
+        self.shared_at: float | None = None
 
     def sent(self) -> None:
         """The request went out now. Idempotent: only the first call counts."""
@@ -60,6 +74,7 @@ class RateLimiter:
         min_rate: float = 0.2,
         reserve: int = 0,
         margin: float = 0.05,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.max_rate = rate
         self.rate = rate
@@ -74,6 +89,18 @@ class RateLimiter:
         self._urgent: deque[_Waiter] = deque()
         self._routine: deque[_Waiter] = deque()
         self.penalties = 0
+        self.shared = shared
+
+    def sharing(self, store: BudgetStore) -> RateLimiter:
+        """The same limiter, fresh, also keeping to ``store``'s budget shared by all processes."""
+        return RateLimiter(
+            self.max_rate,
+            clock=self._clock,
+            min_rate=self.min_rate,
+            reserve=self.reserve,
+            margin=self.margin,
+            shared=SharedBudget(store),
+        )
 
     # --- the rule (pure, so it can be tested with a fake clock) ---------------------------------
 
@@ -141,6 +168,28 @@ class RateLimiter:
         The caller must call ``sent()`` on the slot when the request goes out (or fails to);
         :meth:`slot` does that for you.
         """
+        granted = await self._acquire_local(urgent)
+        if self.shared is None:
+            return granted
+        try:
+            await self._wait_shared(granted)
+        except BaseException:
+            granted.sent()  # cancelled while waiting: give the slot back, dated now
+            raise
+        return granted
+
+    async def _wait_shared(self, granted: Slot) -> None:
+        """Take the next slot of the budget all processes share and wait for its time."""
+        assert self.shared is not None
+        grant = await self.shared.take(max_rate=self.max_rate, margin=self.margin)
+        if grant is None:  # unreachable: this process's limiter alone decides
+            return
+        granted.shared_at = grant.at
+        self.rate = min(self.max_rate, max(self.min_rate, grant.rate))
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
+
+    async def _acquire_local(self, urgent: bool) -> Slot:
         me = _Waiter(urgent)
         lane = self._urgent if urgent else self._routine
         lane.append(me)
@@ -183,10 +232,13 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, now + pause)
         self.rate = max(self.min_rate, self.rate / 2)
         self._last = max(self._last, now)
+        if self.shared is not None:
+            self.shared.slow(max_rate=self.max_rate, min_rate=self.min_rate, pause=pause)
         self._kick()
 
     def reward(self) -> None:
-        """A request went through: recover 10% of the lost rate."""
+        """A request went through: recover 10% of the lost rate (the shared rate recovers with
+        time, and each shared grant brings this one in line with it)."""
         if self.rate < self.max_rate:
             self.rate = min(self.max_rate, self.rate + (self.max_rate - self.rate) * 0.1 + 0.01)
         if self.rate >= self.max_rate:
