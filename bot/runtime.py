@@ -10,6 +10,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from bot.jobs.background import TaskGroup
 from bot.jobs.credits import Alert, CreditMonitor
 from bot.jobs.delivery import DeliverySink
 from bot.jobs.engine import EngineConfig, JobEngine
@@ -26,7 +27,7 @@ from bot.store.engine import engine_of, open_database
 from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
-from bot.store.protocol import Db
+from bot.store.protocol import Closable, Db, Notifier
 from bot.store.quotas import QuotaRepository
 from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
@@ -35,6 +36,10 @@ from bot.wan.estimates import CostEstimator
 from bot.wan.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL NOTIFY channel: its payload is the id of a job whose crun callback reached a process
+# that does not track it; every process LISTENs and the one that tracks the job polls it now.
+WAKE_CHANNEL = "wanbot_wake"
 
 
 async def _log_alert(topic: str, message: str) -> None:
@@ -108,6 +113,8 @@ class Runtime:
         self._modlog_send = modlog  # posts mod-log lines; None in the CLI (nothing is posted)
         self.modlog: ModLogService
         self.services: Services
+        self.wake_listener: Closable | None = None  # LISTEN on WAKE_CHANNEL (PostgreSQL only)
+        self._relays = TaskGroup("wake-relay")  # NOTIFYs in flight (the callback answers first)
 
     async def open(self, *, start_engine: bool = True, resume: bool = True) -> Runtime:
         s = self.settings
@@ -209,6 +216,7 @@ class Runtime:
         await self.schema_watch.start()  # the timed re-reads (stopped with the runtime)
         await self.engine.start(resume=resume)
         self._stack.push_async_callback(self.engine.stop)
+        self._listen_for_wakes()
         self.housekeeping = Housekeeping(self.jobs, self.quotas, retention_days=s.retention_days)
         self.housekeeping.start()
         self._stack.push_async_callback(self.housekeeping.stop)
@@ -224,7 +232,7 @@ class Runtime:
         addresses: list[tuple[str, int]] = []
         app = web.Application(client_max_size=MAX_BODY)
         if s.callback_public_url:
-            app.add_routes(callback_routes(self.jobs.callback_token, self.engine.wake))
+            app.add_routes(callback_routes(self.jobs.callback_token, self.wake_anywhere))
             addresses.append(s.callback_host_port)
         if s.health_listen:
             health = split_host_port(s.health_listen)
@@ -241,6 +249,25 @@ class Runtime:
         self._stack.push_async_callback(self.callback_server.stop)
         for (host, _), bound in zip(addresses, self.callback_server.ports, strict=True):
             log.info("HTTP server (callbacks, /healthz, /metrics) listening on %s:%d", host, bound)
+
+    def _listen_for_wakes(self) -> None:
+        """With a store shared by several processes (PostgreSQL), wake the jobs this one tracks
+        when a callback for them reached another process."""
+        if not isinstance(self.db, Notifier):
+            return  # SQLite: one process, every callback reaches the engine that tracks its job
+        self.wake_listener = self.db.listen(WAKE_CHANNEL, self.engine.wake)
+        self._stack.push_async_callback(self.wake_listener.close)
+        self._stack.push_async_callback(self._relays.cancel_all)
+
+    def wake_anywhere(self, job_id: str) -> bool:
+        """The callback receiver's wake (after its token check): poll the job now if this process
+        tracks it, else publish it to the process that does. Never waits: crun gets its 200 at
+        once either way. Returns whether this process tracks the job."""
+        if self.engine.wake(job_id):
+            return True
+        if isinstance(self.db, Notifier):
+            self._relays.spawn(self.db.notify(WAKE_CHANNEL, job_id), name=f"notify:{job_id}")
+        return False
 
     def _on_api_call(self, endpoint: str, outcome: str) -> None:
         self.metrics.api_call(endpoint, outcome)

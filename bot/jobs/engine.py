@@ -157,6 +157,7 @@ class JobEngine:
             records=self._records,
             scheduler=self._scheduler,
             tracker=self._tracker,
+            metrics=self.metrics,
         )
 
     def _wire(

@@ -15,6 +15,7 @@ from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Scheduler
 from bot.jobs.tracking import Tracker
 from bot.observability.context import job_context
+from bot.observability.metrics import NoMetrics
 from bot.store.instances import InstanceRepository
 from bot.store.jobs import JobRepository
 
@@ -39,6 +40,7 @@ class Ownership:
         records: JobRecords,
         scheduler: Scheduler,
         tracker: Tracker,
+        metrics: NoMetrics,
     ) -> None:
         self._instance_id = instance_id
         self._jobs = jobs
@@ -50,6 +52,9 @@ class Ownership:
         self._records = records
         self._scheduler = scheduler
         self._tracker = tracker
+        self._metrics = metrics
+        # The leases this process holds: the jobs it owns and runs right now.
+        metrics.watch_leases(lambda: len(records))
 
     async def register(self) -> None:
         await self._instances.register(self._instance_id, self._clock())
@@ -72,12 +77,15 @@ class Ownership:
     async def adopt_orphans(self) -> int:
         """Claim the jobs of instances that are gone and resume ours; returns how many."""
         now = self._clock()
-        await self._instances.claim_orphans(
+        taken = await self._instances.claim_orphans(
             self._instance_id,
             self._sinks.keys(),
             now=now,
             stale_after=self._config.instance_stale_after,
         )
+        if taken:
+            log.info("took over %d job(s) from instances that are gone", taken)
+            self._metrics.jobs_taken_over(taken)
         count = 0
         for job in await self._jobs.unfinished(self._instance_id, self._sinks.keys()):
             if self._records.runs(job.id):

@@ -64,6 +64,12 @@ class NoMetrics:
     def upload_reencoded(self) -> None:
         """A result image was re-encoded to fit the target's upload limit."""
 
+    def jobs_taken_over(self, count: int) -> None:
+        """This process claimed ``count`` unfinished jobs from instances that died or left."""
+
+    def watch_leases(self, held: Callable[[], int]) -> None:
+        """How many jobs this process owns and runs right now, read at scrape time."""
+
 
 NO_METRICS = NoMetrics()
 
@@ -115,6 +121,14 @@ class Metrics(NoMetrics):
             "Result images re-encoded to fit an upload limit",
             registry=r,
         )
+        self.leases_held = Gauge(
+            "wanbot_leases_held", "Jobs this process owns and runs right now", registry=r
+        )
+        self.lease_takeovers = Counter(
+            "wanbot_lease_takeovers",
+            "Jobs this process took over from instances that died (or left them)",
+            registry=r,
+        )
         for status in JobStatus:  # every status shows up, at 0, from the first scrape
             self.jobs.labels(status.value)
 
@@ -140,6 +154,12 @@ class Metrics(NoMetrics):
 
     def upload_reencoded(self) -> None:
         self.uploads_reencoded.inc()
+
+    def jobs_taken_over(self, count: int) -> None:
+        self.lease_takeovers.inc(count)
+
+    def watch_leases(self, held: Callable[[], int]) -> None:
+        self.leases_held.set_function(held)
 
     # --- sampled values ---------------------------------------------------------------------------
 

@@ -155,6 +155,8 @@ class PgDatabase:
         self._write_gate = asyncio.Lock()
         self._running: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._url: str | None = None  # for LISTEN's own connection (set by ``open``)
+        self._listeners: set[PgListener] = set()
 
     @classmethod
     async def open(
@@ -169,6 +171,7 @@ class PgDatabase:
         """Connect (``postgresql://`` or ``postgres://``) and bring the schema up to date."""
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
         db = cls(pool, timeout=statement_timeout)
+        db._url = url
         try:
             if migrate:
                 await db.migrate()
@@ -183,6 +186,8 @@ class PgDatabase:
         if self._closed:
             return
         self._closed = True
+        for listener in list(self._listeners):
+            await listener.close()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         try:
@@ -191,6 +196,23 @@ class PgDatabase:
             log.warning("PostgreSQL connections still busy after 10 s; closing them anyway")
             self._pool.terminate()
         self._thread.shutdown(wait=False)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """``NOTIFY channel, payload`` to every process LISTENing on it (committed at once)."""
+        await self._on_pool("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def listen(self, channel: str, on_payload: Callable[[str], object]) -> PgListener:
+        """Call ``on_payload`` for each NOTIFY on ``channel`` until the listener (or the database)
+        is closed. It holds a connection of its own, outside the pool, and reconnects if that
+        drops: notifications sent while it is down are lost (a missed wake only waits for the
+        job's next scheduled poll)."""
+        self._check_open()
+        if self._url is None:
+            raise ValueError("LISTEN needs a database opened with PgDatabase.open(url)")
+        listener = PgListener(self._url, channel, on_payload, done=self._listeners.discard)
+        self._listeners.add(listener)
+        listener.start()
+        return listener
 
     def _check_open(self) -> None:
         if self._closed:
@@ -271,3 +293,83 @@ class PgDatabase:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             )
             await conn.execute("DELETE FROM meta WHERE key = '_writable_probe'")
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    """Close politely if the server still answers, else just drop the socket."""
+    if conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), 2)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        conn.terminate()
+
+
+class PgListener:
+    """One LISTEN connection, re-established after a drop (see ``PgDatabase.listen``)."""
+
+    RETRY_DELAY = 1.0  # before reconnecting
+    PING_EVERY = 30.0  # an idle connection is probed this often, so a silent drop is noticed
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_payload: Callable[[str], object],
+        *,
+        done: Callable[[PgListener], None],
+    ) -> None:
+        self._url = url
+        self._channel = channel
+        self._on_payload = on_payload
+        self._done = done
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()  # set while LISTEN is in force (tests wait on it)
+        self.connections = 0  # how many times LISTEN was (re-)established
+        self.server_pid: int | None = None  # the backend of the current connection
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pg-listen:{self._channel}")
+
+    async def close(self) -> None:
+        self._done(self)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen_once()
+                log.warning("LISTEN %s: connection closed; reconnecting", self._channel)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("LISTEN %s: connection lost (%s); reconnecting", self._channel, exc)
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(self.RETRY_DELAY)
+
+    async def _listen_once(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._url, timeout=10)
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(self._channel, self._received)
+            self.connections += 1
+            self.server_pid = conn.get_server_pid()
+            self.connected.set()
+            while not conn.is_closed():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.PING_EVERY)
+                if lost.is_set() or conn.is_closed():
+                    return
+                await conn.execute("SELECT 1", timeout=10)
+        finally:
+            await _close_quietly(conn)
+
+    def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            self._on_payload(str(payload))
+        except Exception:
+            log.exception("LISTEN %s: handling %r failed", self._channel, payload)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 T = TypeVar("T")
 
@@ -81,3 +81,17 @@ class Db(Protocol):
     async def schema_version(self) -> int: ...
 
     async def migrate(self) -> list[str]: ...
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """What a store that spans processes offers on top of ``Db``: PostgreSQL's NOTIFY/LISTEN
+    (the SQLite store has one process and none of it)."""
+
+    async def notify(self, channel: str, payload: str) -> None: ...
+
+    def listen(self, channel: str, on_payload: Callable[[str], object]) -> Closable: ...
