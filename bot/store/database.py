@@ -35,10 +35,11 @@ _PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000", "synchro
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) for every bundled migration, in order."""
+def migrations(package: str = "bot.store.migrations") -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every migration bundled in ``package`` (SQLite's by
+    default; PostgreSQL's twins live in ``bot.store.migrations.pg``), in order."""
     found = []
-    for entry in resources.files("bot.store.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
@@ -47,6 +48,14 @@ def migrations() -> list[tuple[int, str, str]]:
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"migrations must be numbered 0001.. without gaps, found {versions}")
     return found
+
+
+def schema_too_new(current: int, known: int) -> RuntimeError:
+    """Either engine: an older wanbot must not write to tables it does not understand."""
+    return RuntimeError(
+        f"database schema version {current} is newer than this wanbot ({known}); "
+        "upgrade wanbot or restore a backup"
+    )
 
 
 class _DatabaseThread:
@@ -177,10 +186,7 @@ class Database:
             current = int(row[0]) if row else 0
             available = migrations()
             if current > len(available):
-                raise RuntimeError(
-                    f"database schema version {current} is newer than this wanbot "
-                    f"({len(available)}); upgrade wanbot or restore a backup"
-                )
+                raise schema_too_new(current, len(available))
             for version, name, sql in available:
                 if version <= current:
                     continue

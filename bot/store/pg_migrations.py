@@ -9,19 +9,17 @@ wait, then find nothing left to do.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from importlib import resources
 
 import asyncpg
+
+from bot.store.database import migrations, schema_too_new
 
 log = logging.getLogger(__name__)
 
 PACKAGE = "bot.store.migrations.pg"
 # Any constant shared by every wanbot process will do; this one spells "wanbot" in ASCII.
 MIGRATION_LOCK = 0x77616E626F74
-
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 _CREATE_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -33,16 +31,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
 
 def pg_migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every bundled PostgreSQL migration, in order."""
-    found = []
-    for entry in resources.files(PACKAGE).iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"migrations must be numbered 0001.. without gaps, found {versions}")
-    return found
+    return migrations(PACKAGE)
 
 
 async def pg_schema_version(conn: asyncpg.Connection) -> int:
@@ -69,10 +58,7 @@ async def apply_pg_migrations(conn: asyncpg.Connection) -> list[str]:
             await conn.execute(_CREATE_VERSION_TABLE)
         available = pg_migrations()
         if current > len(available):
-            raise RuntimeError(
-                f"database schema version {current} is newer than this wanbot "
-                f"({len(available)}); upgrade wanbot or restore a backup"
-            )
+            raise schema_too_new(current, len(available))
         for version, name, sql in available:
             if version <= current:
                 continue
