@@ -200,26 +200,12 @@ class FairQueue:
 
     def _server_line(self, g: int) -> list[str]:
         """A server's jobs in the order it would be served: round k takes every member's k-th."""
-        active = [list(self._jobs[(g, user)]) for user in self._members[g]]
-        line: list[str] = []
-        k = 0
-        while active:
-            line.extend(jobs[k] for jobs in active)
-            k += 1
-            active = [jobs for jobs in active if len(jobs) > k]
-        return line
+        return _rounds([list(self._jobs[(g, user)]) for user in self._members[g]])
 
     def order(self) -> list[str]:
         """Every waiting job in the order it would be served if no running limit held anyone
         back: servers in turn, each serving its next job in its own order. O(jobs)."""
-        active = [self._server_line(g) for g in self._guilds]
-        line: list[str] = []
-        k = 0
-        while active:
-            line.extend(jobs[k] for jobs in active)
-            k += 1
-            active = [jobs for jobs in active if len(jobs) > k]
-        return line
+        return _rounds([self._server_line(g) for g in self._guilds])
 
     def position(self, job_id: str) -> int | None:
         """1-based place in ``order()``, or None when not waiting. Counted from queue lengths
@@ -244,3 +230,15 @@ class FairQueue:
         return 1 + sum(
             min(n, turn + 1 if guilds.before(h, g) else turn) for h, n in self._per_guild.items()
         )
+
+
+def _rounds(lines: list[list[str]]) -> list[str]:
+    """Round-robin over ``lines`` (in their turn order): round k takes every line's k-th item."""
+    out: list[str] = []
+    k = 0
+    active = lines
+    while active:
+        out.extend(line[k] for line in active)
+        k += 1
+        active = [line for line in active if len(line) > k]
+    return out
