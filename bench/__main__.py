@@ -2,7 +2,8 @@
 
     python -m bench [--quick]
 
-About 15 minutes (``--quick``: about 4); ``--quick`` is passed to the benchmarks that have it.
+About 20 minutes (``--quick``: about 5); ``--quick`` is passed to the benchmarks that have it.
+``processes`` needs PostgreSQL (WANBOT_TEST_PG_URL, default postgresql://postgres@127.0.0.1/test).
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ("bench_media", "bench_quota", "bench_engine", "bench_discord", "busy_servers")
-HAVE_QUICK = {"bench_engine", "bench_discord"}
+BENCHES = (
+    "bench_media",
+    "bench_quota",
+    "bench_engine",
+    "bench_discord",
+    "busy_servers",
+    "processes",
+)
+HAVE_QUICK = {"bench_engine", "bench_discord", "processes"}
 
 
 def main(argv: list[str]) -> int:

@@ -68,6 +68,8 @@ def engine_config_from(s: Settings) -> EngineConfig:
         hard_deadline=s.poll_hard_deadline,
         max_concurrent_jobs=s.max_concurrent_jobs,
         max_concurrent_submits=s.max_concurrent_submits,
+        instance_stale_after=s.job_lease_seconds,
+        heartbeat_interval=s.job_lease_seconds / 4,
         api_rate_limit=s.api_rate_limit,
         callback_base_url=s.callback_public_url,
         quota=s.quota_policy(),

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # --- concurrency ---
     max_concurrent_jobs: int = Field(20, ge=1, le=10_000, description="tasks running at crun")
     max_concurrent_submits: int = Field(4, ge=1, le=64)
+    # How long a process holds a job without renewing (renewed every quarter of it); a dead
+    # process's jobs are taken over once it lapses.
+    job_lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
 
     # --- media ---
     download_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)

@@ -5,6 +5,7 @@ A pytest plugin: a test module that says ``pytest_plugins = ["tests.pg"]`` gets 
 
 - ``store``: a migrated store, once on SQLite (a file in ``tmp_path``) and once on PostgreSQL
   (marker ``postgres``, which CI selects with ``-m postgres``).
+- ``make_runtime``: Runtimes on one fresh schema, as separate processes would be.
 - ``pg_url``: the URL of a new, empty schema (``?search_path=...``, which asyncpg passes on as a
   server setting: the store, the migrations and a `wanbot` process given that URL all stay in
   it), dropped with everything in it afterwards. ``pg_db``: a migrated ``PgDatabase`` on it.
@@ -15,19 +16,26 @@ why; with WANBOT_REQUIRE_PG=1 (CI sets it) a missing server fails them instead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from bot.runtime import Runtime
+from bot.settings import Settings
 from bot.store.database import Database
-from bot.store.pg_database import PgDatabase
+from bot.store.pg_database import PgDatabase, PgListener
+from tests.conftest import FAST
+from tests.fakes.crun_server import FakeCrun
+from tests.helpers import RecordingSink
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -144,3 +152,50 @@ async def pg_db(pg_url: str) -> AsyncIterator[PgDatabase]:
         yield db
     finally:
         await db.close()
+
+
+# --- runtimes as separate processes would be ------------------------------------------------
+
+RuntimeFactory = Callable[..., Awaitable[Runtime]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def make_runtime(pg_url: str, crun: FakeCrun) -> AsyncIterator[RuntimeFactory]:
+    """Runtimes as separate `wanbot run` processes would be: one schema, one fake crun, each
+    with its own callback server (crun is told the URL of the process that submitted).
+    ``make(sink=..., settings={...}, **engine_config)``; the sink serves target kind "test"."""
+    opened: list[Runtime] = []
+
+    async def make(
+        *, sink: RecordingSink | None = None, settings: dict[str, Any] | None = None, **config: Any
+    ) -> Runtime:
+        port = _free_port()
+        values: dict[str, Any] = {
+            "wan_api_key": crun.api_key,
+            "wan_api_base": crun.base_url,
+            "database_url": pg_url,
+            "allow_http_results": True,
+            "callback_public_url": f"http://127.0.0.1:{port}",
+            "callback_listen": f"127.0.0.1:{port}",
+            **(settings or {}),
+        }
+        made = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        engine_config = dataclasses.replace(
+            FAST, quota=made.quota_policy(), callback_base_url=made.callback_public_url, **config
+        )
+        chosen = sink or RecordingSink()
+        runtime = Runtime(made, sinks={"test": lambda _rt: chosen}, engine_config=engine_config)
+        await runtime.open()
+        opened.append(runtime)
+        await cast(PgListener, runtime.wake_listener).connected.wait()
+        return runtime
+
+    yield make
+    for runtime in reversed(opened):
+        await runtime.close()

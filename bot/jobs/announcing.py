@@ -38,8 +38,11 @@ class QueueAnnouncer:
         interval: float = 5.0,
         edits_per_second: float = 10.0,
         paused: Callable[[], bool] = lambda: False,
+        mine: Callable[[str], bool] | None = None,
     ) -> None:
         self._queue = queue
+        # Whose places this process tells: its own jobs (a shared line holds others' too).
+        self._mine = mine or records.runs
         self._records = records
         self._jobs = jobs
         self._reporter = reporter
@@ -79,6 +82,8 @@ class QueueAnnouncer:
         due: list[tuple[str, int]] = []
         wake: float | None = None
         for place, job_id in enumerate(self._queue.order(), 1):
+            if not self._mine(job_id):
+                continue  # another process's job (a shared line): its own process tells it
             shown = self._shown.get(job_id)
             if shown is None:
                 if self._starts_now(job_id, place):

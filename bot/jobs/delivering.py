@@ -23,7 +23,7 @@ from bot.observability.metrics import NoMetrics
 from bot.store.jobs import JobRepository
 
 if TYPE_CHECKING:
-    from bot.jobs.engine import EngineConfig
+    from bot.jobs.config import EngineConfig
 
 # The engine logs under one name whichever of its parts writes the line.
 log = logging.getLogger("bot.jobs.engine")
@@ -42,7 +42,9 @@ class Deliverer:
         records: JobRecords,
         scheduler: Scheduler,
         metrics: NoMetrics,
+        owner: str,
     ) -> None:
+        self._owner = owner  # this engine's instance: only the job's lease holder delivers it
         self._jobs = jobs
         self._fetcher = fetcher
         self._sinks = sinks  # the engine's own mapping: sinks added after start are seen
@@ -68,8 +70,8 @@ class Deliverer:
         outcome = await self._outcome(job, sink)
         if outcome is None:
             return  # download failed, retry scheduled
-        attempt = await self._jobs.begin_delivery(job_id, self._clock())
-        if attempt == 0:
+        attempt = await self._jobs.begin_delivery(job_id, self._clock(), owner=self._owner)
+        if attempt == 0:  # delivered already, or another process holds the job now
             self._records.done(job_id)
             return
         # The sink sees this attempt's number: from the 2nd on, an earlier one may have posted.
@@ -106,7 +108,7 @@ class Deliverer:
                 # Refunded before delivery is marked done: a crash in between retries both.
                 await self._jobs.refund_settled(job_id, reason=str(receipt[UNDELIVERED]), now=now)
             await self._jobs.end_delivery(
-                job_id, state=DeliveryState.DONE, receipt=receipt, now=now
+                job_id, state=DeliveryState.DONE, receipt=receipt, now=now, by=self._owner
             )
             finished_at = outcome.job.finished_at
             latency = None if finished_at is None else now - finished_at

@@ -28,16 +28,15 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Job, Target
-from bot.domain.quota import QuotaPolicy
 from bot.domain.validation import validate_request
 from bot.errors import QuotaExceeded, ServiceUnavailable
 from bot.jobs.announcing import QueueAnnouncer
 from bot.jobs.background import TaskGroup
 from bot.jobs.cancelling import Canceller, CancelResult
+from bot.jobs.config import EngineConfig
 from bot.jobs.credits import CreditMonitor
 from bot.jobs.delivering import Deliverer
 from bot.jobs.delivery import DeliverySink
@@ -48,6 +47,7 @@ from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Backoff, Scheduler
 from bot.jobs.schema_watch import SchemaWatch
+from bot.jobs.shared_line import SharedLine
 from bot.jobs.submitting import Submitter
 from bot.jobs.tracking import Tracker
 from bot.media import MediaFetcher
@@ -55,10 +55,12 @@ from bot.observability.context import job_context
 from bot.observability.metrics import NO_METRICS, NoMetrics
 from bot.store.instances import InstanceRepository
 from bot.store.jobs import JobRepository
+from bot.store.protocol import Notifier
 from bot.store.quotas import Charge
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
-from bot.wan.ratelimit import RateLimiter
+
+__all__ = ["RESTARTING_MESSAGE", "EngineConfig", "JobEngine"]  # EngineConfig: its old home
 
 log = logging.getLogger(__name__)
 
@@ -66,40 +68,6 @@ RESTARTING_MESSAGE = (
     "The bot is restarting and is not taking new requests. Please try again in a minute; "
     "nothing was charged."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    poll_interval_min: float = 5.0
-    poll_interval_max: float = 15.0
-    fast_phase: float = 60.0  # poll at the minimum interval for this long after submit
-    callback_poll_interval: float = 30.0  # fallback poll when callbacks are on
-    soft_deadline: float = 600.0
-    hard_deadline: float = 6 * 3600.0
-    max_concurrent_jobs: int = 20
-    max_concurrent_submits: int = 4
-    max_concurrent_polls: int = 32
-    api_rate_limit: float = 5.0
-    not_found_limit: int = 3  # fresh tasks may lag in TaskInfo: allow a few 404s
-    submit_retry_window: float = 600.0  # keep retrying refused submits (429/455) this long
-    delivery_max_attempts: int = 8
-    download_max_attempts: int = 5
-    retry_backoff_base: float = 2.0
-    retry_backoff_cap: float = 300.0
-    heartbeat_interval: float = 15.0
-    instance_stale_after: float = 60.0
-    callback_base_url: str | None = None
-    drain_timeout: float = 10.0
-    progress_timeout: float = 5.0  # status edits are best effort: never hold up a job
-    queue_update_interval: float = 5.0  # a waiting job's place is edited at most this often
-    queue_edits_per_second: float = 10.0  # and place edits across the bot at most this often
-    quota: QuotaPolicy = field(default_factory=QuotaPolicy)
-
-    def crun_limiter(self) -> RateLimiter:
-        """The budget the crun client spends. With callbacks on, one request per second stays
-        free for woken polls: a member is waiting on those, while submits and routine polls can
-        wait a moment."""
-        return RateLimiter(self.api_rate_limit, reserve=1 if self.callback_base_url else 0)
 
 
 class JobEngine:
@@ -144,6 +112,7 @@ class JobEngine:
         self._scheduler = Scheduler(clock, self._work)
         self._reporter = ProgressReporter(self.sinks, timeout=self.config.progress_timeout)
         self._content_filtered = content_filtered
+        self._line = self._shared_line()
         self._wire(rng or random.Random(), credits, schema_watch)  # noqa: S311 - jitter
         self._wire_line()
         self._ownership = Ownership(
@@ -158,6 +127,21 @@ class JobEngine:
             scheduler=self._scheduler,
             tracker=self._tracker,
             metrics=self.metrics,
+            shared=self._line is not None,
+        )
+
+    def _shared_line(self) -> SharedLine | None:
+        """Several processes on one PostgreSQL: the line's order is decided in the database."""
+        if not isinstance(self.jobs.db, Notifier):
+            return None
+        return SharedLine(
+            db=self.jobs.db,
+            owner=self.instance_id,
+            kinds=self.sinks.keys,
+            config=self.config,
+            clock=self.clock,
+            mirror=self._queue,
+            records=self._records,
         )
 
     def _wire(
@@ -205,6 +189,8 @@ class JobEngine:
             schema_watch=watch,
             finisher=finisher,
             reporter=self._reporter,
+            owner=self.instance_id,
+            line=self._line,
         )
         self._deliverer = Deliverer(
             jobs=self.jobs,
@@ -216,6 +202,7 @@ class JobEngine:
             records=self._records,
             scheduler=self._scheduler,
             metrics=self.metrics,
+            owner=self.instance_id,
         )
 
     def _wire_line(self) -> None:
@@ -229,6 +216,7 @@ class JobEngine:
             interval=self.config.queue_update_interval,
             edits_per_second=self.config.queue_edits_per_second,
             paused=lambda: self.credits is not None and self.credits.paused,
+            mine=self._line.owns if self._line is not None else None,
         )
         self._canceller = Canceller(
             jobs=self.jobs,
@@ -263,6 +251,8 @@ class JobEngine:
             self._loops.spawn(self._submitter.run_worker(), name=f"submit-{i}")
         self._loops.spawn(self._ownership.heartbeat(resume=resume), name="heartbeat")
         self._loops.spawn(self._announcer.run(), name="queue-announcer")
+        if self._line is not None:
+            self._line.start()
         self._accepting = True
         self.started = True
         if resumed:
@@ -289,10 +279,14 @@ class JobEngine:
         self._accepting = False
         await self._loops.cancel_all()
         await self._work.cancel_all()
+        if self._line is not None:
+            await self._line.stop()
         self.started = False
 
     def _start_step(self, action: Action, job_id: str) -> Coroutine[Any, Any, None] | None:
         """The scheduler's dispatch: what each action that comes due starts."""
+        if not self._records.runs(job_id):
+            return None  # cancelled, delivered, or its lease went to another process
         match action:
             case Action.SUBMIT:
                 self._submitter.back_in_line(job_id)
@@ -328,14 +322,16 @@ class JobEngine:
             await self.credits.admit()  # while paused: a fresh look at the balance first
         validate_request(request)
         self.contract.check(request)  # what the live schema cannot take is refused now
+        now = self.clock()
         try:
             job = await self.jobs.create(
                 user_id=user_id,
                 guild_id=guild_id,
                 request=request,
                 target=target,
-                now=self.clock(),
+                now=now,
                 owner=self.instance_id,
+                lease_until=now + self.config.instance_stale_after,
                 parent_job_id=parent_job_id,
                 charge=charge,
                 policy=self.config.quota,
@@ -343,7 +339,10 @@ class JobEngine:
         except QuotaExceeded:
             self.metrics.quota_denied()
             raise
-        self._records.track(job.id, user_id, guild_id)
+        if self._line is None:
+            self._records.track(job.id, user_id, guild_id)
+        else:  # whichever process claims it from the line runs it
+            self._line.joined(job.id)
         self._queue.put(job.id, user_id, guild_id)  # a worker takes it now if it may start
         with job_context(job.id, guild_id):
             log.info("job %s queued for user %s (guild %s)", job.id, user_id, guild_id)

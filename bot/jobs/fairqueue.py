@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 DIRECT = 0  # the pseudo-server of DMs and terminal jobs
@@ -89,6 +89,10 @@ class Rotation:
             self._rank[key] = (tick, rank[1])
             bisect.insort(self._sorted, (tick, rank[1], key))
 
+    def remember(self, key: int, tick: int) -> None:
+        """``key`` was last served at ``tick`` (restoring a line kept elsewhere)."""
+        self._served[key] = tick
+
     def index(self, key: int) -> int:
         """0-based place of ``key`` in the rotation."""
         return bisect.bisect_left(self._sorted, (*self._rank[key], key))
@@ -109,14 +113,45 @@ class FairQueue:
     """Jobs waiting for a slot at crun. ``on_change`` is called whenever the line changes."""
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._on_change = on_change or (lambda: None)
+        self._clear()
+
+    def _clear(self, first_tick: int = 0) -> None:
         self._jobs: dict[tuple[int, int], deque[str]] = {}  # (server, member) -> their jobs
         self._where: dict[str, tuple[int, int]] = {}
         self._per_guild: dict[int, int] = {}  # jobs waiting per server
         self._guilds = Rotation()
         self._members: dict[int, Rotation] = {}  # per server, kept a while when idle
         self._prune_members_at = _PRUNE_FLOOR
-        self._tick = itertools.count()
-        self._on_change = on_change or (lambda: None)
+        self._tick = itertools.count(first_tick)
+        self._restored: tuple[object, ...] | None = None
+
+    def restore(
+        self,
+        waiting: Sequence[tuple[str, int, int | None]],
+        guild_marks: Mapping[int, int],
+        member_marks: Mapping[tuple[int, int], int],
+    ) -> None:
+        """Become the line kept in the database (bot/store/line.py): ``waiting`` (job, member,
+        server) oldest first, and when each server and member was last served (larger is more
+        recent). Unchanged since the last restore: nothing happens (and nobody is told)."""
+        state = (
+            tuple(waiting),
+            tuple(sorted(guild_marks.items())),
+            tuple(sorted(member_marks.items())),
+        )
+        if state == self._restored:
+            return
+        marks = [*guild_marks.values(), *member_marks.values()]
+        self._clear(first_tick=max(marks, default=-1) + 1)  # arrivals count after every mark
+        self._restored = state
+        for g, tick in guild_marks.items():
+            self._guilds.remember(g, tick)
+        for (g, user), tick in member_marks.items():
+            self._members.setdefault(g, Rotation()).remember(user, tick)
+        for job_id, user_id, guild_id in waiting:
+            self._add(job_id, user_id, guild_id)
+        self._on_change()
 
     def __len__(self) -> int:
         return len(self._where)
@@ -131,6 +166,11 @@ class FairQueue:
     def put(self, job_id: str, user_id: int, guild_id: int | None = None) -> None:
         if job_id in self._where:
             return
+        self._add(job_id, user_id, guild_id)
+        self._on_change()
+
+    def _add(self, job_id: str, user_id: int, guild_id: int | None) -> None:
+        self._restored = None  # changed here: the next restore is news
         g = guild_key(guild_id)
         key = (g, user_id)
         if g not in self._guilds:
@@ -141,7 +181,6 @@ class FairQueue:
         self._jobs.setdefault(key, deque()).append(job_id)
         self._where[job_id] = key
         self._per_guild[g] = self._per_guild.get(g, 0) + 1
-        self._on_change()
 
     def remove(self, job_id: str) -> bool:
         key = self._where.get(job_id)
@@ -165,6 +204,7 @@ class FairQueue:
 
     def served(self, user_id: int, guild_id: int | None) -> None:
         """A job of theirs went to crun elsewhere (resumed after a restart): their turn passes."""
+        self._restored = None
         g = guild_key(guild_id)
         tick = next(self._tick)
         self._guilds.serve(g, tick)
@@ -180,6 +220,7 @@ class FairQueue:
         return job_id
 
     def _forget(self, job_id: str, key: tuple[int, int]) -> None:
+        self._restored = None
         del self._where[job_id]
         g, user = key
         if not self._jobs[key]:

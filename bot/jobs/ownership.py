@@ -1,5 +1,6 @@
-"""This engine's hold on its jobs: it registers as an instance, heartbeats, takes over the jobs
-of instances that died and resumes each one from where it was."""
+"""This engine's hold on its jobs: it registers as an instance, renews the lease on each of its
+jobs with every heartbeat, takes over the jobs whose lease lapsed (their process died) and
+resumes each one from where it was, and lets go of a job another process took over."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from bot.store.instances import InstanceRepository
 from bot.store.jobs import JobRepository
 
 if TYPE_CHECKING:
-    from bot.jobs.engine import EngineConfig
+    from bot.jobs.config import EngineConfig
 
 # The engine logs under one name whichever of its parts writes the line.
 log = logging.getLogger("bot.jobs.engine")
@@ -41,7 +42,9 @@ class Ownership:
         scheduler: Scheduler,
         tracker: Tracker,
         metrics: NoMetrics,
+        shared: bool = False,
     ) -> None:
+        self._shared = shared  # the line is the database's (several processes)
         self._instance_id = instance_id
         self._jobs = jobs
         self._instances = instances
@@ -63,39 +66,53 @@ class Ownership:
         """Give our unfinished jobs up: the next engine to start takes them over at once."""
         await self._instances.unregister(self._instance_id)
 
+    def _lease_until(self, now: float) -> float:
+        return now + self._config.instance_stale_after
+
     async def heartbeat(self, *, resume: bool) -> None:
         while True:
             await asyncio.sleep(self._config.heartbeat_interval)
             try:
-                await self._instances.heartbeat(self._instance_id, self._clock())
+                await self.renew()
                 if resume:
                     # Another process may have died holding jobs: take them over.
                     await self.adopt_orphans()
             except Exception:
                 log.exception("heartbeat failed")
 
+    async def renew(self) -> None:
+        """Extend our leases; a job we run but no longer hold went to another process (we
+        stalled past the lease, or it was claimed from the shared line): let it go."""
+        now = self._clock()
+        # Only jobs taken on before the renewal: one claimed while it runs is not in ``held``.
+        before = self._records.running()
+        held = await self._instances.heartbeat(
+            self._instance_id, now, lease_until=self._lease_until(now)
+        )
+        for job_id in before:
+            if job_id not in held and self._records.runs(job_id):
+                if self._records.holds_slot(job_id):
+                    log.warning("job %s: its lease was taken over; letting it go", job_id)
+                self._records.done(job_id)
+
     async def adopt_orphans(self) -> int:
         """Claim the jobs of instances that are gone and resume ours; returns how many."""
         now = self._clock()
         taken = await self._instances.claim_orphans(
-            self._instance_id,
-            self._sinks.keys(),
-            now=now,
-            stale_after=self._config.instance_stale_after,
+            self._instance_id, self._sinks.keys(), now=now, lease_until=self._lease_until(now)
         )
         if taken:
             log.info("took over %d job(s) from instances that are gone", taken)
             self._metrics.jobs_taken_over(taken)
         count = 0
         for job in await self._jobs.unfinished(self._instance_id, self._sinks.keys()):
-            if self._records.runs(job.id):
-                continue
+            if self._records.runs(job.id) or (self._shared and job.status is JobStatus.QUEUED):
+                continue  # in hand already; or waiting in the shared line, which is enough
             count += 1
             await self._resume(job)
         return count
 
     async def _resume(self, job: Job) -> None:
-        self._records.track(job.id, job.user_id, job.guild_id)
         now = self._clock()
         status = job.status
         if status is JobStatus.SUBMITTING:
@@ -103,6 +120,9 @@ class Ownership:
             with job_context(job.id, job.guild_id):
                 log.warning("job %s was interrupted mid-submit; now %s", job.id, new)
             status = new or status
+        if self._shared and status is JobStatus.QUEUED:
+            return  # it waits in the database's line: whoever claims it runs it
+        self._records.track(job.id, job.user_id, job.guild_id)
         if status is JobStatus.QUEUED:
             not_before = await self._jobs.not_before(job.id)
             if not_before and not_before > now:

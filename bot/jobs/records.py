@@ -8,6 +8,7 @@ when this engine takes the job on (or someone waits for it here) and dropped wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class JobRecords:
         self._user_at_crun: Counter[int] = Counter()
         self._guild_at_crun: Counter[int] = Counter()
         self._changed = asyncio.Event()  # a slot freed or the line changed: workers look again
+        self._version = 0  # counts the nudges (see wait_change)
+        self.on_freed: Callable[[], None] | None = None  # a slot at crun was given back
 
     def __len__(self) -> int:
         return len(self._records)
@@ -58,6 +61,10 @@ class JobRecords:
     def runs(self, job_id: str) -> bool:
         record = self._records.get(job_id)
         return record is not None and record.user_id is not None
+
+    def running(self) -> list[str]:
+        """The jobs this engine runs (not those only waited on here)."""
+        return [job_id for job_id, r in self._records.items() if r.user_id is not None]
 
     def user_of(self, job_id: str) -> int | None:
         record = self._records.get(job_id)
@@ -119,7 +126,20 @@ class JobRecords:
 
     def nudge(self) -> None:
         """The line or the slots changed: waiting workers look again."""
+        self._version += 1
         self._changed.set()
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    async def wait_change(self, since: int, timeout: float) -> None:  # noqa: ASYNC109 - a recheck
+        """Return once there was a nudge after ``version`` was ``since``, or ``timeout`` passed."""
+        if self._version != since:
+            return
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def next_to_crun(
         self, pick: Callable[[Gate], str | None], *, hold: Callable[[], bool] = lambda: False
@@ -155,6 +175,8 @@ class JobRecords:
     def _vacate(self, record: JobRecord) -> None:
         record.at_crun = False
         self._at_crun -= 1
+        if self.on_freed is not None:
+            self.on_freed()
         if record.user_id is not None:
             for counts, key in (
                 (self._user_at_crun, record.user_id),

@@ -38,6 +38,7 @@ from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Backoff, Scheduler
 from bot.jobs.schema_watch import SchemaWatch
+from bot.jobs.shared_line import SharedLine
 from bot.jobs.tracking import Tracker
 from bot.media import MediaFetcher, check_input_image_async, prepare_for_upload_async
 from bot.observability.context import bind_job
@@ -46,7 +47,7 @@ from bot.wan.client import WanClient
 from bot.wan.contract import Contract
 
 if TYPE_CHECKING:
-    from bot.jobs.engine import EngineConfig
+    from bot.jobs.config import EngineConfig
 
 # The engine logs under one name whichever of its parts writes the line.
 log = logging.getLogger("bot.jobs.engine")
@@ -71,8 +72,12 @@ class Submitter:
         finisher: Finisher,
         reporter: ProgressReporter,
         credits: CreditMonitor | None,
+        owner: str,
         schema_watch: SchemaWatch | None = None,
+        line: SharedLine | None = None,
     ) -> None:
+        self._owner = owner  # this engine's instance: CreateTask goes out only under its lease
+        self._line = line  # several processes: jobs are claimed from the database's line
         self._jobs = jobs
         self._client = client
         self._contract = contract
@@ -104,26 +109,39 @@ class Submitter:
         while True:
             if self.credits is not None and self._paused():
                 await self.credits.wait_resumed()  # queued jobs wait for a top-up
-            job_id = await self._records.next_to_crun(self._queue.pop, hold=self._paused)
-            if job_id is None:
-                continue
+            if self._line is not None:
+                claimed = await self._line.next_job(hold=self._paused)
+                if claimed is None:
+                    continue
+                job_id, step = claimed.id, self._send(claimed)  # claimed as submitting
+            else:
+                picked = await self._records.next_to_crun(self._queue.pop, hold=self._paused)
+                if picked is None:
+                    continue
+                job_id, step = picked, self._submit(picked)
             # Shielded from stop(): cancelling between "create sent" and "task id stored" would
             # turn a healthy job into an uncertain one.
-            task = self._work.spawn(self._submit(job_id), name=f"submit:{job_id}")
+            task = self._work.spawn(step, name=f"submit:{job_id}")
             await asyncio.wait([task])
 
     async def _submit(self, job_id: str) -> None:
-        bind_job(job_id, self._records.guild_of(job_id))
         job = await self._jobs.mark_submitting(job_id, self._clock())
         if job is None:
             await self._records.release_slot(job_id)
             return
+        await self._send(job)
+
+    async def _send(self, job: Job) -> None:
+        """Upload the inputs and send CreateTask once, for a job marked submitting."""
+        job_id = job.id
+        bind_job(job_id, job.guild_id)
         sent = False
         try:
             image_urls = await self._upload_inputs(job)
             payload = self._contract.build_input(job.request, image_urls)
             callback_url = await self._callback_url(job)
-            if not await self._jobs.mark_create_sent(job_id, payload, self._clock()):
+            now = self._clock()
+            if not await self._jobs.mark_create_sent(job_id, payload, now, owner=self._owner):
                 await self._records.release_slot(job_id)
                 return
             sent = True

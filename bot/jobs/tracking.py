@@ -26,7 +26,7 @@ from bot.wan.client import WanClient
 from bot.wan.types import TaskInfo, TaskStatus
 
 if TYPE_CHECKING:
-    from bot.jobs.engine import EngineConfig
+    from bot.jobs.config import EngineConfig
 
 # The engine logs under one name whichever of its parts writes the line.
 log = logging.getLogger("bot.jobs.engine")

@@ -34,6 +34,7 @@ T = TypeVar("T")
 MEASURES: dict[str, tuple[str, ...]] = {
     "jobs": ("SUM(credits)", "SUM(LENGTH(request_json))"),
     "job_events": ("SUM(id)",),
+    "deliveries": ("SUM(attempts)", "SUM(delivered_at)"),
     "ledger": ("SUM(reserved)", "SUM(charged)"),
     "quota_limits": ("SUM(daily)", "SUM(monthly)"),
     "quota_grants": ("SUM(credits)",),
@@ -48,6 +49,7 @@ COPIED = tuple(MEASURES)
 NOT_COPIED = {
     "instances": "per-process rows: each running process registers itself",
     "crun_budget": "pacing state of running processes: the first request rebuilds it",
+    "line_marks": "whose turn it is in the waiting line: a fresh line starts fair",
 }
 
 _BATCH = 2000  # rows per read from SQLite while COPY streams them out

@@ -138,6 +138,8 @@ class Connection:
 
 
 class Database:
+    skip_locked = ""  # one process; a write transaction holds the whole file
+
     def __init__(self, thread: _DatabaseThread, path: Path | None) -> None:
         self._thread = thread
         self._conn = Connection(self)

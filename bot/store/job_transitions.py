@@ -30,15 +30,19 @@ class JobTransitions:
         detail: str | None,
         now: float,
         also: Callable[[SyncConnection], object] | None = None,
+        owner: str | None = None,
         **fields: Any,
     ) -> bool:
+        """With ``owner``, only while that instance holds the job's lease."""
         sets = ", ".join(f"{name} = :{name}" for name in fields)
         states = ",".join(f"'{s.value}'" for s in expect)
+        held = "" if owner is None else " AND owner = :_owner"
+        params = {**fields, "_id": job_id} | ({} if owner is None else {"_owner": owner})
 
         def write(conn: SyncConnection) -> bool:
             cur = conn.execute(
-                f"UPDATE jobs SET {sets} WHERE id = :_id AND status IN ({states})",  # noqa: S608 - names are ours
-                {**fields, "_id": job_id},
+                f"UPDATE jobs SET {sets} WHERE id = :_id AND status IN ({states}){held}",  # noqa: S608 - names are ours
+                params,
             )
             if cur.rowcount != 1:
                 return False
@@ -78,11 +82,13 @@ class JobTransitions:
         )
 
     async def mark_create_sent(
-        self, job_id: str, input_payload: dict[str, Any], now: float
+        self, job_id: str, input_payload: dict[str, Any], now: float, *, owner: str | None = None
     ) -> bool:
-        """Written right before CreateTask goes out: from here on the job is never resent."""
+        """Written right before CreateTask goes out: from here on the job is never resent. With
+        ``owner``, False unless that instance still holds the job (never two CreateTasks)."""
         return await self._transition(
             job_id,
+            owner=owner,
             expect=[JobStatus.SUBMITTING],
             event="create-sent",
             detail=None,
@@ -232,14 +238,17 @@ class JobTransitions:
 
     # --- delivery -------------------------------------------------------------------------------
 
-    async def begin_delivery(self, job_id: str, now: float) -> int:
-        """Mark a delivery attempt as started; returns the attempt number (1-based)."""
+    async def begin_delivery(self, job_id: str, now: float, *, owner: str | None = None) -> int:
+        """Mark a delivery attempt as started; returns the attempt number (1-based), or 0 when
+        the job is delivered already (or, with ``owner``, held by another instance)."""
+        held = "" if owner is None else " AND owner = ?"
 
         def write(conn: SyncConnection) -> int:
             cur = conn.execute(
-                "UPDATE jobs SET delivery_state = 'started', delivery_attempts ="
-                " delivery_attempts + 1 WHERE id = ? AND delivery_state IN ('none', 'started')",
-                (job_id,),
+                "UPDATE jobs SET delivery_state = 'started', delivery_attempts ="  # noqa: S608
+                " delivery_attempts + 1 WHERE id = ? AND delivery_state IN ('none', 'started')"
+                + held,
+                (job_id,) if owner is None else (job_id, owner),
             )
             if cur.rowcount != 1:
                 return 0
@@ -253,8 +262,16 @@ class JobTransitions:
         return await self.db.run_transaction(write)
 
     async def end_delivery(
-        self, job_id: str, *, state: DeliveryState, receipt: dict[str, Any] | None, now: float
+        self,
+        job_id: str,
+        *,
+        state: DeliveryState,
+        receipt: dict[str, Any] | None,
+        now: float,
+        by: str = "",
     ) -> bool:
+        """Close the delivery. DONE also writes the job's delivery record (one per job, by the
+        primary key): a second delivery of one job can never be recorded."""
         assert state in (DeliveryState.DONE, DeliveryState.GAVE_UP)
         receipt_json = json.dumps(receipt) if receipt is not None else None
 
@@ -266,6 +283,12 @@ class JobTransitions:
             )
             if cur.rowcount != 1:
                 return False
+            if state is DeliveryState.DONE:
+                conn.execute(
+                    "INSERT INTO deliveries (job_id, instance, attempts, delivered_at)"
+                    " SELECT id, ?, delivery_attempts, ? FROM jobs WHERE id = ?",
+                    (by, now, job_id),
+                )
             record_event(conn, job_id, now, f"delivery-{state.value}", None)
             return True
 

@@ -25,12 +25,14 @@ def new_job_id() -> str:
     return "".join(_JOB_ID_ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
 
 
-def _insert_job(conn: SyncConnection, job: Job, *, owner: str | None) -> None:
+def _insert_job(
+    conn: SyncConnection, job: Job, *, owner: str | None, lease_until: float | None
+) -> None:
     """The new job's row (with a fresh callback token) and its "created" event."""
     conn.execute(
         "INSERT INTO jobs (id, user_id, guild_id, parent_job_id, request_json, target_json,"
-        " target_kind, status, callback_token, created_at, owner)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " target_kind, status, callback_token, created_at, owner, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             job.id,
             job.user_id,
@@ -43,6 +45,7 @@ def _insert_job(conn: SyncConnection, job: Job, *, owner: str | None) -> None:
             secrets.token_urlsafe(24),
             job.created_at,
             owner,
+            lease_until,
         ),
     )
     record_event(conn, job.id, job.created_at, "created", None)
@@ -60,6 +63,7 @@ class JobRepository(JobTransitions):
         target: Target,
         now: float,
         owner: str | None,
+        lease_until: float | None = None,
         parent_job_id: str | None = None,
         job_id: str | None = None,
         charge: Charge | None = None,
@@ -94,7 +98,7 @@ class JobRepository(JobTransitions):
                     policy=policy,
                     now=now,
                 )
-            _insert_job(conn, job, owner=owner)
+            _insert_job(conn, job, owner=owner, lease_until=lease_until)
 
         await self.db.run_transaction(insert)
         return job

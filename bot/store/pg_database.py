@@ -142,6 +142,8 @@ class _Bridge:
 
 
 class PgDatabase:
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, pool: asyncpg.Pool, *, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout

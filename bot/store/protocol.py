@@ -58,6 +58,11 @@ class Connection(Protocol):
 
 
 class Db(Protocol):
+    # Appended to a SELECT that claims rows: PostgreSQL's " FOR UPDATE SKIP LOCKED" (rows another
+    # transaction is claiming are passed over, not waited for); "" on SQLite, whose write
+    # transactions hold the whole database anyway.
+    skip_locked: str
+
     async def close(self) -> None: ...
 
     async def execute(self, sql: str, params: Params = ()) -> int:

@@ -42,6 +42,11 @@ Schema
 Replayed replies
     ``set_info_reply(task_id, envelope)``: TaskInfo for that id answers exactly ``envelope``
     (HTTP 200), whatever the fake knows about the task.
+Overlapping TaskInfo (benchmarks)
+    ``info_delay`` (seconds, default 0.0): TaskInfo waits this long before answering, so two
+    requests for one task at the same time overlap visibly. ``info_overlaps``: how many TaskInfo
+    requests started while another for the same task id was still being answered;
+    ``info_peak`` {task_id: most TaskInfo requests for it in flight at once}.
 """
 
 from __future__ import annotations
@@ -240,6 +245,10 @@ class FakeCrun:
         self.uploads: dict[str, bytes] = {}
         self.callback_log: list[CallbackAttempt] = []
         self.info_replies: dict[str, dict[str, Any]] = {}
+        self.info_delay = 0.0
+        self.info_overlaps = 0
+        self.info_peak: dict[str, int] = {}
+        self._info_in_flight: Counter[str] = Counter()
 
         self._faults: dict[str, deque[_Fault]] = {name: deque() for name in ENDPOINTS}
         self._after_create: deque[_AfterCreate] = deque()
@@ -640,6 +649,21 @@ class FakeCrun:
         task_id = query.get("task_id")
         if not task_id:
             return self._envelope(422, "task_id is required")
+        flying = self._info_in_flight
+        if flying[task_id]:
+            self.info_overlaps += 1
+        flying[task_id] += 1
+        self.info_peak[task_id] = max(self.info_peak.get(task_id, 0), flying[task_id])
+        try:
+            if self.info_delay > 0 and await self._pause(self.info_delay):
+                return _drop(request)  # shutting down
+            return self._info_reply(task_id)
+        finally:
+            flying[task_id] -= 1
+            if not flying[task_id]:
+                del flying[task_id]
+
+    def _info_reply(self, task_id: str) -> web.Response:
         if task_id in self.info_replies:
             return web.json_response(self.info_replies[task_id])
         task = self.tasks.get(task_id)

@@ -223,7 +223,7 @@ async def test_a_restart_keeps_the_line_in_order(harness: Harness) -> None:
     before = sorted(ids, key=lambda j: first.queue_position(j) or 0)
 
     await crash(first)
-    await InstanceRepository(harness.db).heartbeat(first.instance_id, now=0.0)
+    await InstanceRepository(harness.db).heartbeat(first.instance_id, now=0.0, lease_until=0.0)
     second = await harness.engine(max_concurrent_jobs=1)
     after = sorted(ids, key=lambda j: second.queue_position(j) or 0)
     assert [second.queue_position(j) for j in after] == list(range(1, len(ids) + 1))

@@ -444,8 +444,8 @@ async def test_a_callback_poll_jumps_the_queue_of_submits(harness: Harness) -> N
 
 async def _crash_and_restart(harness: Harness, old: JobEngine) -> JobEngine:
     await crash(old)
-    # The crashed instance shares our pid, so age its heartbeat as a dead process's would be.
-    await InstanceRepository(harness.db).heartbeat(old.instance_id, now=0.0)
+    # The crashed instance shares our pid, so lapse its leases as a dead process's would.
+    await InstanceRepository(harness.db).heartbeat(old.instance_id, now=0.0, lease_until=0.0)
     return await harness.engine()
 
 

@@ -3,10 +3,8 @@ where it is tracked (NOTIFY/LISTEN), and each process counts its leases and take
 
 from __future__ import annotations
 
-import dataclasses
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import aiohttp
 import asyncpg
@@ -14,77 +12,39 @@ import pytest
 
 from bot.domain.models import GenerationRequest, JobStatus, Target
 from bot.runtime import WAKE_CHANNEL, Runtime
-from bot.settings import Settings
 from bot.store.instances import InstanceRepository
 from bot.store.pg_database import PgListener
 from bot.store.quotas import Charge
-from tests.conftest import FAST
 from tests.fakes.crun_server import FakeCrun
-from tests.helpers import RecordingSink, crash, wait_until
+from tests.helpers import crash, wait_until
 
-pytest_plugins = ["tests.pg"]  # pg_url: a fresh schema on the test server
+pytest_plugins = ["tests.pg"]  # make_runtime: runtimes on a fresh schema of the test server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
 REQ = GenerationRequest(prompt="a heron in the reeds")
 TEST = Target("test", {})
+RuntimeFactory = Callable[..., Awaitable[Runtime]]  # tests.pg's make_runtime
 SLOW_POLLS = 30.0  # only a wake can explain a poll within a few seconds
 
-RuntimeFactory = Callable[..., Awaitable[Runtime]]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def make_runtime(pg_url: str, crun: FakeCrun) -> AsyncIterator[RuntimeFactory]:
-    """Runtimes as separate `wanbot run` processes would be: one schema, one fake crun, each
-    with its own callback server (crun is told the URL of the process that submitted)."""
-    opened: list[Runtime] = []
-
-    async def make(**config: Any) -> Runtime:
-        port = _free_port()
-        values: dict[str, Any] = {
-            "wan_api_key": crun.api_key,
-            "wan_api_base": crun.base_url,
-            "database_url": pg_url,
-            "allow_http_results": True,
-            "callback_public_url": f"http://127.0.0.1:{port}",
-            "callback_listen": f"127.0.0.1:{port}",
-        }
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        engine_config = dataclasses.replace(
-            FAST,
-            quota=settings.quota_policy(),
-            callback_base_url=settings.callback_public_url,
-            **config,
-        )
-        sink = RecordingSink()
-        runtime = Runtime(settings, sinks={"test": lambda _rt: sink}, engine_config=engine_config)
-        await runtime.open()
-        opened.append(runtime)
-        await cast(PgListener, runtime.wake_listener).connected.wait()
-        return runtime
-
-    yield make
-    for runtime in reversed(opened):
-        await runtime.close()
-
-
-async def _submitted(runtime: Runtime, crun: FakeCrun) -> tuple[str, str]:
-    """Submit a job on ``runtime`` and wait until crun has its task: (job id, task id)."""
+async def _submitted(
+    runtime: Runtime, other: Runtime, crun: FakeCrun
+) -> tuple[str, str, Runtime, Runtime]:
+    """Submit a job on ``runtime`` and wait until crun has its task: (job id, task id, the
+    runtime that tracks it, the one that does not). Either may have taken it from the line."""
     job = await runtime.engine.submit(REQ, user_id=7, guild_id=70, target=TEST, charge=Charge(1.0))
 
     async def has_task() -> bool:
         return (await runtime.jobs.require(job.id)).task_id is not None
 
     await wait_until(has_task, what="the task at crun")
-    task_id = (await runtime.jobs.require(job.id)).task_id
-    assert task_id is not None
-    return job.id, task_id
+    row = await runtime.db.fetchone("SELECT task_id, owner FROM jobs WHERE id = ?", (job.id,))
+    assert row is not None and row["task_id"] is not None
+    if row["owner"] == runtime.engine.instance_id:
+        return job.id, row["task_id"], runtime, other
+    assert row["owner"] == other.engine.instance_id
+    return job.id, row["task_id"], other, runtime
 
 
 async def _post_callback(runtime: Runtime, job_id: str, token: str) -> int:
@@ -105,18 +65,18 @@ async def test_a_callback_that_reaches_another_process_wakes_the_one_tracking_th
     crun.callbacks_enabled = False  # the test delivers the callback, to the other process
     a = await make_runtime(poll_interval_max=SLOW_POLLS, callback_poll_interval=SLOW_POLLS)
     b = await make_runtime(poll_interval_max=SLOW_POLLS, callback_poll_interval=SLOW_POLLS)
-    job_id, task_id = await _submitted(a, crun)
+    job_id, task_id, tracker, other = await _submitted(a, b, crun)
     token = await a.jobs.callback_token(job_id)
     assert token is not None
     crun.finish(task_id)
     polls = _info_calls(crun, task_id)
 
-    assert await _post_callback(b, job_id, token) == 200
-    done = await a.engine.wait_finished(job_id, timeout=5)  # its next poll is 30 s away
+    assert await _post_callback(other, job_id, token) == 200
+    done = await tracker.engine.wait_finished(job_id, timeout=5)  # its next poll is 30 s away
 
     assert done.status is JobStatus.SUCCEEDED
     assert _info_calls(crun, task_id) > polls
-    assert not b.engine.wake(job_id)  # B never tracked it: A polled it
+    assert not other.engine.wake(job_id)  # the other never tracked it
 
 
 async def test_a_wrong_token_wakes_and_notifies_nothing(
@@ -126,7 +86,7 @@ async def test_a_wrong_token_wakes_and_notifies_nothing(
     crun.callbacks_enabled = False
     a = await make_runtime(poll_interval_max=SLOW_POLLS, callback_poll_interval=SLOW_POLLS)
     b = await make_runtime(poll_interval_max=SLOW_POLLS, callback_poll_interval=SLOW_POLLS)
-    job_id, task_id = await _submitted(a, crun)
+    job_id, task_id, tracker, other = await _submitted(a, b, crun)
     token = await a.jobs.callback_token(job_id)
     assert token is not None
     crun.finish(task_id)
@@ -135,15 +95,15 @@ async def test_a_wrong_token_wakes_and_notifies_nothing(
     watcher = await asyncpg.connect(pg_url)
     try:
         await watcher.add_listener(WAKE_CHANNEL, lambda *args: heard.append(args[-1]))
-        assert await _post_callback(b, job_id, "not-the-token") == 404
-        assert await _post_callback(b, job_id, token) == 200
+        assert await _post_callback(other, job_id, "not-the-token") == 404
+        assert await _post_callback(other, job_id, token) == 200
         # NOTIFYs arrive in order: had the refused POST published anything, it would come first.
         await wait_until(lambda: job_id in heard, what="the NOTIFY of the accepted callback")
     finally:
         await watcher.close()
     assert heard.count(job_id) == 1
-    # A hears the NOTIFY on its own connection and polls: wait for that, then look.
-    assert (await a.engine.wait_finished(job_id, timeout=5)).status is JobStatus.SUCCEEDED
+    # The tracker hears the NOTIFY on its own connection and polls: wait for that, then look.
+    assert (await tracker.engine.wait_finished(job_id, timeout=5)).status is JobStatus.SUCCEEDED
     assert _info_calls(crun, task_id) > polls
 
 
@@ -161,12 +121,12 @@ async def test_the_listener_comes_back_after_its_connection_drops(
     finally:
         await admin.close()
     await wait_until(lambda: listener.connections == 2, timeout=10, what="a new LISTEN")
-    job_id, task_id = await _submitted(a, crun)
+    job_id, task_id, tracker, other = await _submitted(a, b, crun)
     token = await a.jobs.callback_token(job_id)
     assert token is not None
     crun.finish(task_id)
-    assert await _post_callback(b, job_id, token) == 200
-    assert (await a.engine.wait_finished(job_id, timeout=5)).status is JobStatus.SUCCEEDED
+    assert await _post_callback(other, job_id, token) == 200
+    assert (await tracker.engine.wait_finished(job_id, timeout=5)).status is JobStatus.SUCCEEDED
 
 
 def _sample(runtime: Runtime, name: str) -> float | None:
@@ -179,17 +139,17 @@ async def test_leases_held_and_takeovers_are_counted_per_process(
     crun.task_latency = None
     a = await make_runtime()
     b = await make_runtime()
-    job_id, task_id = await _submitted(a, crun)
-    assert _sample(a, "wanbot_leases_held") == 1
-    assert _sample(b, "wanbot_leases_held") == 0
-    assert _sample(b, "wanbot_lease_takeovers_total") == 0
+    job_id, task_id, tracker, other = await _submitted(a, b, crun)
+    assert _sample(tracker, "wanbot_leases_held") == 1
+    assert _sample(other, "wanbot_leases_held") == 0
+    assert _sample(other, "wanbot_lease_takeovers_total") == 0
 
-    await crash(a.engine)  # A dies holding the job; its heartbeat ages as a dead one's would
-    await InstanceRepository(b.db).heartbeat(a.engine.instance_id, now=0.0)
-    await wait_until(lambda: _sample(b, "wanbot_leases_held") == 1, what="B's takeover")
+    await crash(tracker.engine)  # it dies holding the job; its lease lapses as a dead one's
+    await InstanceRepository(b.db).heartbeat(tracker.engine.instance_id, now=0.0, lease_until=0.0)
+    await wait_until(lambda: _sample(other, "wanbot_leases_held") == 1, what="the takeover")
 
-    assert _sample(b, "wanbot_lease_takeovers_total") == 1
+    assert _sample(other, "wanbot_lease_takeovers_total") == 1
     crun.finish(task_id)
-    assert (await b.engine.wait_finished(job_id, timeout=10)).status is JobStatus.SUCCEEDED
-    await wait_until(lambda: _sample(b, "wanbot_leases_held") == 0, what="the lease given back")
-    assert _sample(b, "wanbot_lease_takeovers_total") == 1
+    assert (await other.engine.wait_finished(job_id, timeout=10)).status is JobStatus.SUCCEEDED
+    await wait_until(lambda: _sample(other, "wanbot_leases_held") == 0, what="lease given back")
+    assert _sample(other, "wanbot_lease_takeovers_total") == 1

@@ -107,7 +107,7 @@ async def test_refund_happens_once_even_across_a_restart(harness: Harness) -> No
 
     await wait_until(pending, what="the task id to be stored")
     await crash(first)
-    await InstanceRepository(harness.db).heartbeat(first.instance_id, now=0.0)
+    await InstanceRepository(harness.db).heartbeat(first.instance_id, now=0.0, lease_until=0.0)
     harness.crun.finish(next(iter(harness.crun.tasks)), status="failed", message="boom")
     second = await harness.engine(quota=ROOMY)
     await second.wait_finished(job.id, timeout=10)

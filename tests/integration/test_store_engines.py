@@ -191,7 +191,7 @@ async def test_forget_user_and_instances(store: Db) -> None:
     jobs, instances = JobRepository(store), InstanceRepository(store)
     await instances.register("a", now=1.0)
     await instances.register("a", now=2.0)  # a re-register replaces the row
-    await instances.heartbeat("a", now=3.0)
+    assert await instances.heartbeat("a", now=3.0, lease_until=63.0) == set()
     row = await store.fetchone("SELECT heartbeat_at FROM instances WHERE id = ?", ("a",))
     assert row is not None and row[0] == 3.0
     job = await _charged(jobs, 5, 10.0)

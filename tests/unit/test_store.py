@@ -171,22 +171,34 @@ async def test_concurrent_guarded_transitions_let_exactly_one_win(repo: JobRepos
     assert sum(r is not None for r in results) == 1
 
 
-async def test_orphans_of_dead_or_silent_instances_are_claimed(repo: JobRepository) -> None:
+async def test_jobs_whose_lease_lapsed_are_claimed_and_the_old_owner_learns_it(
+    repo: JobRepository,
+) -> None:
     instances = InstanceRepository(repo.db)
     await instances.register("old", now=0)
+    await instances.register("new", now=0)
     job = await repo.create(
-        user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="old"
+        user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="old", lease_until=61
     )
     other = await repo.create(
-        user_id=1, guild_id=None, request=REQ, target=Target("discord", {}), now=1, owner="old"
+        user_id=1,
+        guild_id=None,
+        request=REQ,
+        target=Target("discord", {}),
+        now=1,
+        owner="old",
+        lease_until=61,
     )
-    # "old" is this very process (same pid) and has a fresh heartbeat: not claimable.
-    await instances.heartbeat("old", now=100)
-    assert await instances.claim_orphans("new", ["files"], now=110, stale_after=60) == 0
-    # Silent for longer than stale_after: claimable, but only for sink kinds we serve.
-    assert await instances.claim_orphans("new", ["files"], now=200, stale_after=60) == 1
+    # "old" is this very process (same pid) and renewed its leases: not claimable.
+    assert await instances.heartbeat("old", now=100, lease_until=160) == {job.id, other.id}
+    assert await instances.claim_orphans("new", ["files"], now=110, lease_until=170) == 0
+    # Lapsed: claimable, but only for sink kinds we serve.
+    assert await instances.claim_orphans("new", ["files"], now=200, lease_until=260) == 1
     assert [j.id for j in await repo.unfinished("new", ["files", "discord"])] == [job.id]
     assert (await repo.require(other.id)).target.kind == "discord"
+    # The old owner's next heartbeat renews only what it still holds, and says so.
+    assert await instances.heartbeat("old", now=201, lease_until=261) == {other.id}
+    assert await instances.claim_orphans("new", ["files"], now=202, lease_until=262) == 0
 
 
 async def test_released_jobs_are_claimed_at_once(repo: JobRepository) -> None:
@@ -194,7 +206,7 @@ async def test_released_jobs_are_claimed_at_once(repo: JobRepository) -> None:
     await instances.register("a", now=0)
     job = await repo.create(user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="a")
     await instances.unregister("a")
-    assert await instances.claim_orphans("b", ["files"], now=2, stale_after=600) == 1
+    assert await instances.claim_orphans("b", ["files"], now=2, lease_until=9999) == 1
     assert [j.id for j in await repo.unfinished("b", ["files"])] == [job.id]
 
 
@@ -210,7 +222,7 @@ async def test_dead_pid_on_this_host_is_claimed_at_once(repo: JobRepository) -> 
     job = await repo.create(
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="dead"
     )
-    assert await instances.claim_orphans("me", ["files"], now=1001, stale_after=600) == 1
+    assert await instances.claim_orphans("me", ["files"], now=1001, lease_until=9999) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
 
 
@@ -224,7 +236,7 @@ async def test_a_previous_process_with_our_pid_is_dead(repo: JobRepository) -> N
     job = await repo.create(
         user_id=1, guild_id=None, request=REQ, target=TARGET, now=1, owner="before-restart"
     )
-    assert await instances.claim_orphans("me", ["files"], now=time.time(), stale_after=600) == 1
+    assert await instances.claim_orphans("me", ["files"], now=time.time(), lease_until=9999) == 1
     assert [j.id for j in await repo.unfinished("me", ["files"])] == [job.id]
 
 
