@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import os
 import re
@@ -163,24 +162,11 @@ def owner_pid(owner: str | None) -> int | None:
 
 
 def engine_timing() -> str:
-    """Heartbeat and stale-after as this tree has them (settings if it has such, else the
-    engine's defaults, which no setting changes)."""
-    named = [
-        f"{name.upper()}={getattr(Settings.model_fields[name], 'default', '?')}"
-        for name in Settings.model_fields
-        if any(w in name for w in ("heartbeat", "stale", "lease"))
-    ]
-    config: Any = None
-    for module in ("bot.jobs.config", "bot.jobs.engine"):  # where EngineConfig lives moves
-        with contextlib.suppress(ImportError, AttributeError):
-            config = importlib.import_module(module).EngineConfig()
-            break
-    engine = [
-        f"{f.name}={getattr(config, f.name)}"
-        for f in (dataclasses.fields(config) if config is not None else ())
-        if any(w in f.name for w in ("heartbeat", "stale", "lease"))
-    ]
-    return ", ".join(named + engine) or "?"
+    """The lease the processes run with (they inherit JOB_LEASE_SECONDS from this one)."""
+    lease = os.environ.get("JOB_LEASE_SECONDS") or str(
+        Settings.model_fields["job_lease_seconds"].default
+    )
+    return f"JOB_LEASE_SECONDS={lease} (heartbeat every {float(lease) / 4:g} s)"
 
 
 # --- the world: servers, members, processes -------------------------------------------------
