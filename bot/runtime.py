@@ -19,16 +19,26 @@ from bot.jobs.schema_watch import SchemaWatch
 from bot.media import MediaFetcher
 from bot.observability.health import HealthChecker, health_route, split_host_port
 from bot.observability.metrics import Metrics, metrics_route
-from bot.services import AdminService, GenerationService, InputChecker, QueueService, Services
+from bot.services import (
+    AdminService,
+    GenerationService,
+    InputChecker,
+    PreferenceService,
+    QueueService,
+    Services,
+)
 from bot.services.modlog import ModLogService, Send
+from bot.services.styles import StyleService
 from bot.settings import Settings
 from bot.store.budget import CrunBudgetRepository
 from bot.store.engine import engine_of, open_database
 from bot.store.guild_config import GuildConfigRepository
 from bot.store.jobs import JobRepository
 from bot.store.meta import MetaRepository
+from bot.store.preferences import PreferenceRepository
 from bot.store.protocol import Closable, Db, Notifier
 from bot.store.quotas import QuotaRepository
+from bot.store.styles import StyleRepository
 from bot.wan.callbacks import MAX_BODY, CallbackServer, callback_routes
 from bot.wan.client import WanClient
 from bot.wan.contract import Contract
@@ -208,6 +218,8 @@ class Runtime:
             queue=QueueService(self.engine),
             modlog=self.modlog,
             owner_ids=frozenset(s.bot_owner_ids),
+            preferences=PreferenceService(PreferenceRepository(self.db), self.configs),
+            styles=StyleService(StyleRepository(self.db)),
         )
 
     async def start(self, *, resume: bool = True) -> None:

@@ -11,6 +11,7 @@ from cogs.imageset import ImageSetCog
 from cogs.imagine import ImagineCog
 from cogs.mentions import MentionsCog
 from cogs.quota import QuotaCog
+from cogs.settings import SettingsCog
 from cogs.wan import WanCog
 
 COGS: list[type[commands.Cog]] = [
@@ -20,6 +21,7 @@ COGS: list[type[commands.Cog]] = [
     ContextMenuCog,
     MentionsCog,
     QuotaCog,
+    SettingsCog,
     WanCog,
     AdminCog,
 ]

@@ -12,6 +12,7 @@ from bot.services import Services
 from cogs.admin_config import ConfigCommands
 from cogs.admin_group import AdminGroup
 from cogs.admin_quota import MemberCommands, QuotaCommands
+from cogs.admin_styles import StyleCommands
 
 
 class AdminCog(commands.Cog):
@@ -22,5 +23,6 @@ class AdminCog(commands.Cog):
         for cmd in MemberCommands(services).commands():
             self.group.add_command(cmd)
         self.group.add_command(ConfigCommands(services))
+        self.group.add_command(StyleCommands(services))
         self.group.protect()
         self.__cog_app_commands__ = [*self.__cog_app_commands__, self.group]

@@ -253,5 +253,6 @@ class MemberCommands:
         removed = await self.services.admin.forget_user(member.id)
         await _reply(
             interaction,
-            f"Deleted {removed} stored job(s) and the usage history of {member.mention}.",
+            f"Deleted {removed} stored job(s), the usage history and the /settings of "
+            f"{member.mention}.",
         )

@@ -188,7 +188,8 @@ class ContextMenuCog(commands.Cog):
         message_id: int,
     ) -> None:
         door = InteractionDoor(interaction, reply_to_message_id=message_id)
-        await begin_job(door, self.services, request, candidates=candidates)
+        # No options here: every default comes from the member's /settings.
+        await begin_job(door, self.services, request, candidates=candidates, given=())
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

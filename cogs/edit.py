@@ -7,11 +7,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode, Resolution
+from bot.domain.preferences import given
 from bot.domain.validation import MAX_N, SEED_MAX
 from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import begin_job
 from bot.ui.inputs import from_attachment
+from bot.ui.styles import STYLE_OPTION, style_choices
 
 # 4K is listed so that picking it gets the reason (the model renders edits and image sets at
 # 2K at most) instead of the option silently not existing.
@@ -45,6 +47,7 @@ class EditCog(commands.Cog):
         resolution="1K or 2K (default)",
         count="How many pictures (1-4)",
         seed="Same seed + same prompt = similar picture",
+        style=STYLE_OPTION,
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)
     async def edit(
@@ -61,8 +64,9 @@ class EditCog(commands.Cog):
         image8: discord.Attachment | None = None,
         image9: discord.Attachment | None = None,
         resolution: app_commands.Choice[str] | None = None,
-        count: app_commands.Range[int, 1, MAX_N] = 1,
+        count: app_commands.Range[int, 1, MAX_N] | None = None,
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+        style: str | None = None,
     ) -> None:
         # Option order is image order: the prompt's "image 2" is the image2 option.
         attachments = [image, image2, image3, image4, image5, image6, image7, image8, image9]
@@ -70,8 +74,21 @@ class EditCog(commands.Cog):
             prompt=prompt,
             mode=Mode.EDIT,
             resolution=resolution_of(resolution),
-            n=count,
+            n=count or 1,
             seed=seed,
         )
         candidates = [from_attachment(a) for a in attachments if a is not None]
-        await begin_job(InteractionDoor(interaction), self.services, request, candidates=candidates)
+        await begin_job(
+            InteractionDoor(interaction),
+            self.services,
+            request,
+            candidates=candidates,
+            given=given(resolution=resolution, n=count),  # the rest: the member's /settings
+            style=style,
+        )
+
+    @edit.autocomplete("style")
+    async def edit_style(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await style_choices(self.services, interaction, current)

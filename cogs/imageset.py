@@ -7,10 +7,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode
+from bot.domain.preferences import given
 from bot.domain.validation import MAX_N_SET, SEED_MAX
 from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import begin_job
+from bot.ui.styles import STYLE_OPTION, style_choices
 from cogs.edit import RESOLUTION_CHOICES, resolution_of
 
 DEFAULT_SET_SIZE = 4
@@ -26,6 +28,7 @@ class ImageSetCog(commands.Cog):
         count=f"How many pictures (2-{MAX_N_SET}, default {DEFAULT_SET_SIZE})",
         resolution="1K or 2K (default)",
         seed="Same seed + same prompt = similar series",
+        style=STYLE_OPTION,
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)
     async def imageset(
@@ -35,6 +38,7 @@ class ImageSetCog(commands.Cog):
         count: app_commands.Range[int, 2, MAX_N_SET] = DEFAULT_SET_SIZE,
         resolution: app_commands.Choice[str] | None = None,
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+        style: str | None = None,
     ) -> None:
         request = GenerationRequest(
             prompt=prompt,
@@ -43,4 +47,14 @@ class ImageSetCog(commands.Cog):
             n=count,
             seed=seed,
         )
-        await begin_job(InteractionDoor(interaction), self.services, request)
+        # The set's own count is always given; the rest comes from the member's /settings.
+        options = given(resolution=resolution, n=count)
+        await begin_job(
+            InteractionDoor(interaction), self.services, request, given=options, style=style
+        )
+
+    @imageset.autocomplete("style")
+    async def imageset_style(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await style_choices(self.services, interaction, current)

@@ -48,6 +48,16 @@ class PaletteColor:
 
 
 @dataclass(frozen=True, slots=True)
+class Style:
+    """A server style a member picked: its text is appended to the prompt sent to crun. Stored
+    with the request (name and text), so Reroll, Vary and Upscale keep it even if an admin
+    changes or removes the style afterwards."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """What a member asked for, before it is mapped to crun's field names."""
 
@@ -61,6 +71,7 @@ class GenerationRequest:
     seed: int | None = None
     watermark: bool = False
     color_palette: tuple[PaletteColor, ...] = ()
+    style: Style | None = None
 
     def with_seed(self, seed: int | None) -> GenerationRequest:
         return replace(self, seed=seed)
@@ -74,7 +85,7 @@ class GenerationRequest:
 
 
 def request_to_dict(req: GenerationRequest) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "prompt": req.prompt,
         "mode": req.mode.value,
         "images": [
@@ -88,9 +99,13 @@ def request_to_dict(req: GenerationRequest) -> dict[str, Any]:
         "watermark": req.watermark,
         "color_palette": [{"hex": c.hex, "ratio": c.ratio} for c in req.color_palette],
     }
+    if req.style is not None:  # absent without a style: older rows and readers stay as they were
+        d["style"] = {"name": req.style.name, "text": req.style.text}
+    return d
 
 
 def request_from_dict(d: dict[str, Any]) -> GenerationRequest:
+    style = d.get("style")  # absent in rows written before styles, and without one
     return GenerationRequest(
         prompt=d["prompt"],
         mode=Mode(d.get("mode", Mode.TEXT_TO_IMAGE.value)),
@@ -105,6 +120,7 @@ def request_from_dict(d: dict[str, Any]) -> GenerationRequest:
         seed=d.get("seed"),
         watermark=bool(d.get("watermark", False)),
         color_palette=tuple(PaletteColor(c["hex"], c["ratio"]) for c in d.get("color_palette", [])),
+        style=Style(style["name"], style["text"]) if style else None,
     )
 
 

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from decimal import Decimal
 
-from bot.domain.models import GenerationRequest, ImageRef, Mode, PaletteColor, Resolution
+from bot.domain.models import GenerationRequest, ImageRef, Mode, PaletteColor, Resolution, Style
 from bot.errors import InvalidInput
 
 __all__ = [
@@ -25,7 +25,9 @@ __all__ = [
     "MIN_PALETTE_COLORS",
     "SEED_MAX",
     "effective_resolution",
+    "full_prompt",
     "normalise_prompt",
+    "renders_nothing",
     "upscale_refusal",
     "validate_request",
 ]
@@ -102,6 +104,20 @@ def normalise_prompt(text: str) -> str:
     return text[start:end]
 
 
+def renders_nothing(text: str) -> bool:
+    """True when ``text`` would look empty to a member and be empty to the model."""
+    return all(_renders_nothing(ch) for ch in text)
+
+
+def full_prompt(req: GenerationRequest) -> str:
+    """The prompt crun gets: the member's, then the text of the server style they picked."""
+    prompt = normalise_prompt(req.prompt)
+    if req.style is None:
+        return prompt
+    separator = " " if prompt.endswith((".", ",", ";", ":", "!", "?")) else ", "
+    return f"{prompt}{separator}{req.style.text}"
+
+
 def effective_resolution(req: GenerationRequest) -> Resolution:
     """The resolution that will be sent: the member's choice or the model default (2K)."""
     return req.resolution or DEFAULT_RESOLUTION
@@ -129,6 +145,7 @@ def validate_request(req: GenerationRequest) -> None:
     _check_types(req)
     mode = Mode(req.mode)
     _check_prompt(req.prompt)
+    _check_style(req)
     _check_images(mode, len(req.images))
     _check_resolution(mode, effective_resolution(req))
     _check_thinking(mode, req.thinking)
@@ -210,7 +227,7 @@ def _check_types(req: GenerationRequest) -> None:
 def _check_prompt(prompt: str) -> None:
     """R1: upstream needs exactly one non-empty text item, for edits too."""
     text = normalise_prompt(prompt)
-    if all(_renders_nothing(ch) for ch in text):
+    if renders_nothing(text):
         raise InvalidInput(
             "Your prompt is empty. Describe the image you want (or the change to make) and try "
             "again."
@@ -219,6 +236,24 @@ def _check_prompt(prompt: str) -> None:
         raise InvalidInput(
             f"Your prompt is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}. "
             "Shorten it and try again."
+        )
+
+
+def _check_style(req: GenerationRequest) -> None:
+    """A server style's text is added to the prompt: together they must fit the prompt limit."""
+    style = req.style
+    if style is None:
+        return
+    if not (
+        isinstance(style, Style) and isinstance(style.name, str) and isinstance(style.text, str)
+    ):
+        raise _malformed("style is not a name and a text")
+    total = len(full_prompt(req))
+    if total > MAX_PROMPT_CHARS:
+        raise InvalidInput(
+            f"Your prompt plus the style {_shown(style.name, 40)} is {total:,} characters; "
+            f"the limit is {MAX_PROMPT_CHARS:,}. Shorten your prompt by "
+            f"{total - MAX_PROMPT_CHARS:,} characters or pick another style."
         )
 
 

@@ -13,7 +13,9 @@ from bot.services.admin import AdminService
 from bot.services.generation import GenerationService
 from bot.services.inputs import InputChecker
 from bot.services.modlog import ModLogService
+from bot.services.preferences import PreferenceService
 from bot.services.queue import QueueService
+from bot.services.styles import StyleService
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class Services:
     queue: QueueService
     modlog: ModLogService
     owner_ids: frozenset[int]  # bot owners: admin in every server
+    preferences: PreferenceService
+    styles: StyleService
 
 
 __all__ = [
@@ -31,6 +35,8 @@ __all__ = [
     "GenerationService",
     "InputChecker",
     "ModLogService",
+    "PreferenceService",
     "QueueService",
     "Services",
+    "StyleService",
 ]

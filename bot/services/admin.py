@@ -75,7 +75,7 @@ class AdminService:
         return await self._quotas.daily_spend(guild_id, since)
 
     async def forget_user(self, user_id: int) -> int:
-        """Privacy: a member's finished jobs and credit history, everywhere."""
+        """Privacy: a member's finished jobs, credit history and /settings, everywhere."""
         return await self._jobs.forget_user(user_id)
 
     async def balance(self) -> float | None:

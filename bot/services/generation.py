@@ -132,8 +132,10 @@ class GenerationService:
         return dataclasses.replace(job.request, resolution=Resolution.R4K)
 
     def vary(self, job: Job, image_url: str, index: int) -> GenerationRequest:
-        """A variation of one result image: same prompt, that image as reference, new seed."""
-        return self.edit(job, image_url, index, job.request.prompt)
+        """A variation of one result image: same prompt and style, that image as reference, new
+        seed."""
+        varied = self.edit(job, image_url, index, job.request.prompt)
+        return dataclasses.replace(varied, style=job.request.style)
 
     def edit(self, job: Job, image_url: str, index: int, prompt: str) -> GenerationRequest:
         """Edit one result image with a new instruction; the result becomes the reference."""

@@ -41,6 +41,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "quota_resets": ("SUM(reset_at)",),
     "blocked_users": ("SUM(created_at)",),
     "guild_config": ("SUM(LENGTH(config_json))",),
+    "styles": ("SUM(LENGTH(text))",),
+    "preferences": ("SUM(LENGTH(prefs_json))",),
     "meta": ("SUM(LENGTH(value))",),
 }
 COPIED = tuple(MEASURES)

@@ -185,7 +185,8 @@ class JobRepository(JobTransitions):
             return cur.rowcount
 
     async def forget_user(self, user_id: int) -> int:
-        """Privacy: delete a member's finished jobs and their credit history everywhere."""
+        """Privacy: delete a member's finished jobs, their credit history and their /settings
+        preferences everywhere."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "DELETE FROM jobs WHERE user_id = ? AND delivery_state IN ('done', 'gave-up')",
@@ -200,6 +201,7 @@ class JobRepository(JobTransitions):
             await conn.execute(
                 "DELETE FROM quota_limits WHERE scope = 'user' AND subject_id = ?", (user_id,)
             )
+            await conn.execute("DELETE FROM preferences WHERE user_id = ?", (user_id,))
             return removed
 
     async def add_event(self, job_id: str, event: str, detail: str | None, now: float) -> None:

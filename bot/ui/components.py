@@ -23,7 +23,7 @@ from bot.domain.models import GenerationRequest, Job
 from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
 from bot.errors import InvalidInput
 from bot.services import Services
-from bot.ui import cancel, embeds
+from bot.ui import cancel, embeds, settings
 from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
 from bot.ui.flow import begin_job
@@ -255,8 +255,8 @@ def result_view(job: Job, image_count: int) -> discord.ui.View | None:
 def register(bot: discord.Client) -> None:
     """Route presses on every result ever posted, including those from before a restart. The
     items find the bot's services through the interaction's client (``presses.services_of``);
-    the Cancel controls of waiting jobs are routed here too."""
-    bot.add_dynamic_items(ResultButton, ImagePicker, *cancel.DYNAMIC_ITEMS)
+    the Cancel controls of waiting jobs and the /settings panel are routed here too."""
+    bot.add_dynamic_items(ResultButton, ImagePicker, *cancel.DYNAMIC_ITEMS, *settings.DYNAMIC_ITEMS)
 
 
 # --- the actions ------------------------------------------------------------------------------

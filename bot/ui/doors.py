@@ -72,6 +72,10 @@ class Door(Protocol):
     async def fail(self, text: str) -> None:
         """Tell the member, as privately as this door allows, and tidy any status message."""
 
+    async def tell(self, text: str) -> None:
+        """A note for the member beside the status (e.g. a preference the server capped), as
+        privately as this door allows."""
+
 
 def missing_permissions(perms: discord.Permissions) -> list[str]:
     return [label for attr, label in NEEDED.items() if not getattr(perms, attr)]
@@ -121,6 +125,9 @@ class InteractionDoor:
 
     async def fail(self, text: str) -> None:
         await reply_ephemeral(self.interaction, text)
+
+    async def tell(self, text: str) -> None:
+        await self.interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def defer(interaction: discord.Interaction[Any]) -> None:
@@ -173,6 +180,9 @@ class MessageDoor:
                 await self._status.delete()
             self._status = None
         await reply_error(self.message, text, tasks=self._tasks)
+
+    async def tell(self, text: str) -> None:
+        await self.message.reply(text, allowed_mentions=NO_PINGS, mention_author=False)
 
 
 async def report(door: Door, error: BaseException) -> None:

@@ -171,6 +171,9 @@ def info_embed(job: Job) -> discord.Embed:
     embed.add_field(name="Mode", value=r.mode.value, inline=True)
     embed.add_field(name="Status", value=job.status.value, inline=True)
     embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+    if r.style is not None:  # its text was added to the prompt sent to the image service
+        style = f"**{safe_prompt(r.style.name, 40)}**: {safe_prompt(r.style.text, 900)}"
+        embed.add_field(name="Style", value=style, inline=False)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Created", value=ts(job.created_at, "f"), inline=True)
     if job.finished_at:
@@ -192,6 +195,8 @@ HELP_TEXT = (
     '"image 1", "image 2" in the prompt: *"put the hat from image 2 on the cat in image 1"*.\n'
     "**/imageset** `prompt` - a coherent series of 2-12 pictures: *"
     '"four-panel comic: a cat learns to ski"*.\n'
+    "**style** - on all three, one of this server's styles (its admins set them); its text is "
+    "added to your prompt.\n"
     "**Right-click a message → Apps → Edit with Wan** - edit every image in that message.\n"
     "**Reply to a message with images and mention me** with an instruction to edit them.\n"
     "**Buttons** under every result: Reroll, Upscale 4K, Edit, Vary, Info, Delete.\n"
@@ -199,6 +204,8 @@ HELP_TEXT = (
     "it should start. **Cancel** on it takes a waiting job out of the line at no cost (you, or "
     "members with Manage Messages); once it is with the image service it can't be stopped.\n"
     "**/queue** - your waiting jobs, and a menu to cancel one. **/quota** - your credits left.\n"
+    "**/settings** - your own defaults (resolution, shape, count, thinking, watermark, a prompt "
+    "suffix) for every server; an option in a command wins.\n"
     "**/wan info** `job_id` - the full prompt and settings of a job.\n\n"
     "Limits: prompts up to 5,000 characters; up to 9 input images (PNG, JPEG, WEBP or BMP, "
     "240-8000 px a side, at most 20 MB); 4K and thinking only for plain /imagine."

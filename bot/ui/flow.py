@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bot.domain.config import (
     GuildConfig,
@@ -62,22 +62,31 @@ async def begin_job(
     candidates: Sequence[Candidate] = (),
     parent_job_id: str | None = None,
     config: GuildConfig | None = None,
+    given: Iterable[str] | None = None,
+    style: str | None = None,
 ) -> Job:
     """Check, acknowledge, show a status message, check the inputs, submit. Returns the job.
 
     ``candidates`` are input images Discord told us about; their refs replace the request's.
-    ``config`` is the result of ``check_door`` when the caller already ran it.
+    ``config`` is the result of ``check_door`` when the caller already ran it. ``given``: the
+    options a command was given; when set, the member's /settings fill in the others (follow-ups
+    of a result pass nothing: their request already has them). ``style``: the name of a server
+    style the member picked; its text joins the request (an unknown name is refused).
     """
     if config is None:
         config = await check_door(door, services)
+    request = await services.styles.apply(door.origin.guild_id, style, request)
     if candidates:
         precheck(candidates)
         request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
+    request, notes = await _personalise(door, services, request, given, config)
     validate_request(request)  # the edge: instant feedback (the engine checks again as guard)
     request = _apply_rules(door.origin, services, config, request)
     services.generation.check(request)  # what crun's live schema cannot take, before any wait
     await door.acknowledge()
     status_id = await door.show_status(embeds.preparing_embed(request))
+    if notes:
+        await door.tell(" ".join(notes))
     if candidates:
         # Downloads can take longer than Discord's 3 seconds, so they run after the
         # acknowledgement; a refusal still reaches the member through the door.
@@ -94,6 +103,21 @@ async def begin_job(
         parent_job_id=parent_job_id,
         role_ids=door.origin.role_ids,
     )
+
+
+async def _personalise(
+    door: Door,
+    services: Services,
+    request: GenerationRequest,
+    given: Iterable[str] | None,
+    config: GuildConfig,
+) -> tuple[GenerationRequest, tuple[str, ...]]:
+    """The member's /settings where the command said nothing (``given`` None: none apply), and
+    the notes to tell them (a preference this server capped)."""
+    if given is None:
+        return request, ()
+    personal = await services.preferences.personalise(door.origin.user_id, request, given, config)
+    return personal.request, personal.notes
 
 
 def _apply_rules(

@@ -95,7 +95,10 @@ async def start_from_message(
     try:
         config = await check_door(door, services)  # before fetching anything
         request, candidates = await _parse(message, me_id)
-        return await begin_job(door, services, request, candidates=candidates, config=config)
+        # No options in a mention: every default comes from the member's /settings.
+        return await begin_job(
+            door, services, request, candidates=candidates, config=config, given=()
+        )
     except Exception as exc:
         await report(door, exc)
         return None

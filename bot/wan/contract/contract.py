@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Mode
-from bot.domain.validation import effective_resolution, normalise_prompt
+from bot.domain.validation import effective_resolution, full_prompt
 from bot.errors import InvalidInput
 from bot.wan.contract.concepts import ALWAYS_SENT, BUILTIN, LABELS, Concept, FieldNames
 from bot.wan.contract.mapping import Binding, FieldMap, Override, map_fields, parse_override
@@ -178,7 +178,7 @@ class Contract:
         return binding.spec if binding and binding.how != "builtin" else None
 
     def _prompt(self, req: GenerationRequest) -> str:
-        prompt = normalise_prompt(req.prompt)
+        prompt = full_prompt(req)  # the member's prompt and the server style they picked
         spec = self._spec(Concept.PROMPT)
         if spec is not None and spec.max_length is not None and len(prompt) > spec.max_length:
             raise InvalidInput(
