@@ -20,6 +20,7 @@ from bot.domain.validation import (
     ASPECT_RATIOS,
     MAX_N,
     MAX_PROMPT_CHARS,
+    append_to_prompt,
     normalise_prompt,
     validate_request,
 )
@@ -32,7 +33,6 @@ MAX_SUFFIX_CHARS: Final = 500
 OPTIONS: Final = ("resolution", "aspect_ratio", "n", "thinking", "watermark")
 
 _RANK = {Resolution.R1K: 1, Resolution.R2K: 2, Resolution.R4K: 3}
-_ENDS_A_CLAUSE = tuple(".,;:!?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +112,6 @@ def check_suffix(text: str) -> str | None:
     return tidy
 
 
-def with_suffix(prompt: str, suffix: str) -> str:
-    """The prompt with the suffix after it: a comma between them unless the prompt already
-    ends a clause."""
-    head = normalise_prompt(prompt)
-    joiner = " " if head.endswith(_ENDS_A_CLAUSE) else ", "
-    return f"{head}{joiner}{suffix}"
-
-
 @dataclass(frozen=True, slots=True)
 class Personalised:
     """A request with the member's preferences filled in, and what to tell them about it."""
@@ -172,7 +164,7 @@ def _resolution(
 
 
 def _prompt_with(prompt: str, suffix: str) -> str:
-    combined = with_suffix(prompt, suffix)
+    combined = append_to_prompt(prompt, suffix)
     if len(combined) > MAX_PROMPT_CHARS:
         raise InvalidInput(
             f"With your prompt suffix from /settings your prompt is {len(combined):,} "

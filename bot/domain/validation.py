@@ -24,6 +24,7 @@ __all__ = [
     "MAX_PROMPT_CHARS",
     "MIN_PALETTE_COLORS",
     "SEED_MAX",
+    "append_to_prompt",
     "effective_resolution",
     "full_prompt",
     "normalise_prompt",
@@ -109,13 +110,19 @@ def renders_nothing(text: str) -> bool:
     return all(_renders_nothing(ch) for ch in text)
 
 
+def append_to_prompt(prompt: str, tail: str) -> str:
+    """``tail`` (a style's text, a member's suffix) after the prompt: a comma between them unless
+    the prompt already ends a clause."""
+    head = normalise_prompt(prompt)
+    joiner = " " if head.endswith((".", ",", ";", ":", "!", "?")) else ", "
+    return f"{head}{joiner}{tail}"
+
+
 def full_prompt(req: GenerationRequest) -> str:
     """The prompt crun gets: the member's, then the text of the server style they picked."""
-    prompt = normalise_prompt(req.prompt)
     if req.style is None:
-        return prompt
-    separator = " " if prompt.endswith((".", ",", ";", ":", "!", "?")) else ", "
-    return f"{prompt}{separator}{req.style.text}"
+        return normalise_prompt(req.prompt)
+    return append_to_prompt(req.prompt, req.style.text)
 
 
 def effective_resolution(req: GenerationRequest) -> Resolution:

@@ -14,8 +14,8 @@ from bot.domain.preferences import (
     given,
     personalise,
     toggle,
-    with_suffix,
 )
+from bot.domain.validation import append_to_prompt
 from bot.errors import InvalidInput
 
 ALL = Preferences(
@@ -85,8 +85,8 @@ def test_the_suffix_is_checked_like_a_prompt_and_counted() -> None:
     assert check_suffix("   ") is None  # empty clears it
     with pytest.raises(InvalidInput, match="the limit is 500"):
         check_suffix("x" * (MAX_SUFFIX_CHARS + 1))
-    assert with_suffix("a fox", "soft light") == "a fox, soft light"
-    assert with_suffix("a fox!  ", "soft light") == "a fox! soft light"
+    assert append_to_prompt("a fox", "soft light") == "a fox, soft light"
+    assert append_to_prompt("a fox!  ", "soft light") == "a fox! soft light"
     with pytest.raises(InvalidInput, match="With your prompt suffix from /settings"):
         personalise(GenerationRequest(prompt="x" * 4995), ALL, (), OPEN)
 
