@@ -39,10 +39,14 @@ class QueueAnnouncer:
         edits_per_second: float = 10.0,
         paused: Callable[[], bool] = lambda: False,
         mine: Callable[[str], bool] | None = None,
+        starts_now: Callable[[str, int], bool] | None = None,
     ) -> None:
         self._queue = queue
         # Whose places this process tells: its own jobs (a shared line holds others' too).
         self._mine = mine or records.runs
+        # Would the job at this place start right away? (A shared line knows it from the
+        # database's figures; this process's records know it otherwise.)
+        self._may_start = starts_now or self._starts_here
         self._records = records
         self._jobs = jobs
         self._reporter = reporter
@@ -141,8 +145,11 @@ class QueueAnnouncer:
                 timer.cancel()
 
     def _starts_now(self, job_id: str, place: int) -> bool:
+        return not self._paused() and self._may_start(job_id, place)
+
+    def _starts_here(self, job_id: str, place: int) -> bool:
         user = self._records.user_of(job_id)
-        if user is None or self._paused() or place > self._records.free:
+        if user is None or place > self._records.free:
             return False
         return self._records.may_start(user, self._records.guild_of(job_id))
 

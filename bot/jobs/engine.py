@@ -217,6 +217,7 @@ class JobEngine:
             edits_per_second=self.config.queue_edits_per_second,
             paused=lambda: self.credits is not None and self.credits.paused,
             mine=self._line.owns if self._line is not None else None,
+            starts_now=self._line.starts_now if self._line is not None else None,
         )
         self._canceller = Canceller(
             jobs=self.jobs,

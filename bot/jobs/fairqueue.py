@@ -163,6 +163,10 @@ class FairQueue:
         where = self._where.get(job_id)
         return None if where is None else where[1]
 
+    def key_of(self, job_id: str) -> tuple[int, int] | None:
+        """(server key, member) of a waiting job."""
+        return self._where.get(job_id)
+
     def put(self, job_id: str, user_id: int, guild_id: int | None = None) -> None:
         if job_id in self._where:
             return

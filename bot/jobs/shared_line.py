@@ -72,6 +72,7 @@ class SharedLine:
         self._records = records
         self._claiming = asyncio.Lock()  # one claim at a time from this process
         self._owned: set[str] = set()  # waiting jobs held by this process (it shows their place)
+        self._last: LineSnapshot | None = None  # the line as the mirror last read it
         # When the line last had nothing for us: (the records' version, loop time). Until a nudge
         # or RECHECK seconds, the other workers need not ask again.
         self._dry: tuple[int, float] = (-1, 0.0)
@@ -162,11 +163,25 @@ class SharedLine:
     def owns(self, job_id: str) -> bool:
         return job_id in self._owned
 
+    def starts_now(self, job_id: str, place: int) -> bool:
+        """Would the job at ``place`` start right away, by the line's latest figures? (So a
+        member whose job is taken at once is not first shown a place in line.)"""
+        snap, where = self._last or LineSnapshot(waiting=[]), self._mirror.key_of(job_id)
+        if where is None:
+            return False
+        if place > self._config.max_concurrent_jobs - snap.at_crun:
+            return False
+        quota = self._config.quota
+        limits = _Limits(snap, quota.user_concurrent, quota.guild_concurrent)
+        guild, user = where
+        return not (limits.user_full(user) or limits.guild_full(guild))
+
     async def refresh(self) -> None:
         snap = await self._repo.snapshot(sorted(self._kinds()), self._clock())
         mine = {job_id for job_id, owner in snap.owners.items() if owner == self._owner}
         # Jobs submitted here since the snapshot's read began are still ours.
         self._owned = mine | {j for j in self._owned if j in self._mirror and j not in snap.owners}
+        self._last = snap
         self._mirror.restore(snap.waiting, snap.guild_marks, snap.member_marks)
 
     async def _refresh_loop(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bot.domain.models import GenerationRequest, Target
+from bot.jobs.delivery import ProgressKind
 from bot.runtime import Runtime
 from bot.store import instances as instances_module
 from bot.store.instances import InstanceRepository
@@ -189,3 +190,22 @@ async def test_a_process_that_lost_a_lease_lets_the_job_go_and_the_holder_delive
     (record,) = await other.db.fetchall("SELECT job_id, instance, attempts FROM deliveries")
     assert tuple(record) == (job_id, other.engine.instance_id, 1)
     assert len(crun.tasks) == 1
+
+
+async def test_a_job_that_starts_at_once_is_not_first_shown_a_place_in_line(
+    make_runtime: RuntimeFactory, crun: FakeCrun
+) -> None:
+    crun.task_latency = None
+    crun.callbacks_enabled = False
+    sink = RecordingSink()
+    a = await make_runtime(sink=sink, max_concurrent_jobs=1)
+    first = await _submit(a, "first", user=1, guild=1)
+    await wait_until(lambda: len(crun.tasks) == 1, what="the first job at crun")
+    second = await _submit(a, "second", user=2, guild=2)
+
+    def shown_in_line(job_id: str) -> bool:
+        return any(j == job_id and p.kind is ProgressKind.QUEUED for j, p in sink.progress_log)
+
+    # The second waits for the one slot: its place is shown (the line's figures say so).
+    await wait_until(lambda: shown_in_line(second), what="the second job's place")
+    assert not shown_in_line(first)
