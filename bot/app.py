@@ -22,7 +22,7 @@ from bot.logging_setup import quiet_irrelevant_discord_warnings
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.settings import Settings
-from bot.ui import components, modlog
+from bot.ui import components, history, modlog
 from bot.ui.cancel import cancel_view
 from bot.ui.errors import handle_error
 from bot.ui.sink import NO_PINGS, DiscordSink
@@ -105,6 +105,7 @@ class WanBot(commands.AutoShardedBot):
         self.services = runtime.services
         await load_cogs(self, runtime.services)
         components.register(self)
+        self.add_dynamic_items(*history.DYNAMIC_ITEMS)  # /history panels, after restarts too
         self.tree.error(handle_error)
         await runtime.start()
         s = self.settings

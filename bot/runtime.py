@@ -22,6 +22,7 @@ from bot.observability.metrics import Metrics, metrics_route
 from bot.services import (
     AdminService,
     GenerationService,
+    HistoryService,
     InputChecker,
     PreferenceService,
     QueueService,
@@ -220,6 +221,7 @@ class Runtime:
             owner_ids=frozenset(s.bot_owner_ids),
             preferences=PreferenceService(PreferenceRepository(self.db), self.configs),
             styles=StyleService(StyleRepository(self.db)),
+            history=HistoryService(self.jobs),
         )
 
     async def start(self, *, resume: bool = True) -> None:

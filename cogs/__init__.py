@@ -7,6 +7,7 @@ from discord.ext import commands
 from cogs.admin import AdminCog
 from cogs.context_menu import ContextMenuCog
 from cogs.edit import EditCog
+from cogs.history import HistoryCog
 from cogs.imageset import ImageSetCog
 from cogs.imagine import ImagineCog
 from cogs.mentions import MentionsCog
@@ -21,6 +22,7 @@ COGS: list[type[commands.Cog]] = [
     ContextMenuCog,
     MentionsCog,
     QuotaCog,
+    HistoryCog,
     SettingsCog,
     WanCog,
     AdminCog,

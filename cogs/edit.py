@@ -13,6 +13,7 @@ from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import begin_job
 from bot.ui.inputs import from_attachment
+from bot.ui.private import PRIVATE_OPTION
 from bot.ui.styles import STYLE_OPTION, style_choices
 
 # 4K is listed so that picking it gets the reason (the model renders edits and image sets at
@@ -48,6 +49,7 @@ class EditCog(commands.Cog):
         count="How many pictures (1-4)",
         seed="Same seed + same prompt = similar picture",
         style=STYLE_OPTION,
+        private=PRIVATE_OPTION,
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)
     async def edit(
@@ -67,6 +69,7 @@ class EditCog(commands.Cog):
         count: app_commands.Range[int, 1, MAX_N] | None = None,
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
         style: str | None = None,
+        private: bool | None = None,
     ) -> None:
         # Option order is image order: the prompt's "image 2" is the image2 option.
         attachments = [image, image2, image3, image4, image5, image6, image7, image8, image9]
@@ -83,8 +86,10 @@ class EditCog(commands.Cog):
             self.services,
             request,
             candidates=candidates,
-            given=given(resolution=resolution, n=count),  # the rest: the member's /settings
+            # The rest: the member's /settings.
+            given=given(resolution=resolution, n=count, private=private),
             style=style,
+            private=private,
         )
 
     @edit.autocomplete("style")

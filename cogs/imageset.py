@@ -12,6 +12,7 @@ from bot.domain.validation import MAX_N_SET, SEED_MAX
 from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import begin_job
+from bot.ui.private import PRIVATE_OPTION
 from bot.ui.styles import STYLE_OPTION, style_choices
 from cogs.edit import RESOLUTION_CHOICES, resolution_of
 
@@ -29,6 +30,7 @@ class ImageSetCog(commands.Cog):
         resolution="1K or 2K (default)",
         seed="Same seed + same prompt = similar series",
         style=STYLE_OPTION,
+        private=PRIVATE_OPTION,
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)
     async def imageset(
@@ -39,6 +41,7 @@ class ImageSetCog(commands.Cog):
         resolution: app_commands.Choice[str] | None = None,
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
         style: str | None = None,
+        private: bool | None = None,
     ) -> None:
         request = GenerationRequest(
             prompt=prompt,
@@ -48,9 +51,14 @@ class ImageSetCog(commands.Cog):
             seed=seed,
         )
         # The set's own count is always given; the rest comes from the member's /settings.
-        options = given(resolution=resolution, n=count)
+        options = given(resolution=resolution, n=count, private=private)
         await begin_job(
-            InteractionDoor(interaction), self.services, request, given=options, style=style
+            InteractionDoor(interaction),
+            self.services,
+            request,
+            given=options,
+            style=style,
+            private=private,
         )
 
     @imageset.autocomplete("style")

@@ -14,6 +14,7 @@ from bot.domain.validation import MAX_N, SEED_MAX
 from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import begin_job
+from bot.ui.private import PRIVATE_OPTION
 from bot.ui.styles import STYLE_OPTION, style_choices
 
 AspectRatio = Literal["1:1", "16:9", "4:3", "21:9", "3:4", "9:16", "8:1", "1:8"]
@@ -33,6 +34,7 @@ class ImagineCog(commands.Cog):
         seed="Same seed + same prompt = similar picture",
         watermark="Add an 'AI generated' mark",
         style=STYLE_OPTION,
+        private=PRIVATE_OPTION,
     )
     async def imagine(
         self,
@@ -45,6 +47,7 @@ class ImagineCog(commands.Cog):
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
         watermark: bool | None = None,
         style: str | None = None,
+        private: bool | None = None,
     ) -> None:
         request = GenerationRequest(
             prompt=prompt,
@@ -63,9 +66,15 @@ class ImagineCog(commands.Cog):
             n=count,
             thinking=thinking,
             watermark=watermark,
+            private=private,
         )
         await begin_job(
-            InteractionDoor(interaction), self.services, request, given=options, style=style
+            InteractionDoor(interaction),
+            self.services,
+            request,
+            given=options,
+            style=style,
+            private=private,
         )
 
     @imagine.autocomplete("style")

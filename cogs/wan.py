@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import embeds
+from bot.ui.private import is_private
 from bot.ui.sink import NO_PINGS
 
 
@@ -29,9 +30,9 @@ class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan i
         self, interaction: discord.Interaction, job_id: app_commands.Range[str, 1, 32]
     ) -> None:
         job = await self.services.generation.get(job_id)
-        # Jobs from other servers or DMs are private to their requester.
+        # Jobs from other servers or DMs, and private results, are their requester's alone.
         if job.user_id != interaction.user.id and (
-            job.guild_id is None or job.guild_id != interaction.guild_id
+            job.guild_id is None or job.guild_id != interaction.guild_id or is_private(job)
         ):
             raise InvalidInput(f"There is no job `{job_id[:32]}` in this server.")
         await interaction.response.send_message(

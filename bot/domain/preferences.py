@@ -29,8 +29,9 @@ from bot.errors import InvalidInput
 #: The longest prompt suffix (it is added to every prompt, so it stays short).
 MAX_SUFFIX_CHARS: Final = 500
 
-#: Option names a command reports as given (``GenerationRequest`` field names).
-OPTIONS: Final = ("resolution", "aspect_ratio", "n", "thinking", "watermark")
+#: Option names a command reports as given (``GenerationRequest`` field names, and ``private``:
+#: where the result goes, which is not part of the request).
+OPTIONS: Final = ("resolution", "aspect_ratio", "n", "thinking", "watermark", "private")
 
 _RANK = {Resolution.R1K: 1, Resolution.R2K: 2, Resolution.R4K: 3}
 
@@ -45,6 +46,7 @@ class Preferences:
     thinking: bool | None = None
     watermark: bool | None = None
     suffix: str | None = None
+    private: bool | None = None  # results by direct message
 
     @property
     def empty(self) -> bool:
@@ -58,6 +60,7 @@ class Preferences:
             "thinking": self.thinking,
             "watermark": self.watermark,
             "suffix": self.suffix,
+            "private": self.private,
         }
         return json.dumps(doc, sort_keys=True, ensure_ascii=False)
 
@@ -79,6 +82,7 @@ class Preferences:
             thinking=_flag(d.get("thinking")),
             watermark=_flag(d.get("watermark")),
             suffix=suffix if isinstance(suffix, str) and suffix else None,
+            private=_flag(d.get("private")),
         )
 
 
@@ -118,6 +122,7 @@ class Personalised:
 
     request: GenerationRequest
     notes: tuple[str, ...] = ()
+    private: bool = False  # the member's "Private results", when the command did not say
 
 
 def personalise(
@@ -130,7 +135,7 @@ def personalise(
     request's mode (aspect ratio and thinking outside text-to-image, count for image sets) are
     left out. A preferred resolution above the server's maximum is lowered, with a note; above
     what the mode allows (4K for edits and image sets) it is lowered silently (/settings says
-    so)."""
+    so). ``private`` is the preference only when the command did not give the option."""
     told = frozenset(given_options)
     mode = Mode(request.mode)
     changes: dict[str, Any] = {}
@@ -149,7 +154,8 @@ def personalise(
         changes["watermark"] = prefs.watermark
     if prefs.suffix:
         changes["prompt"] = _prompt_with(request.prompt, prefs.suffix)
-    return Personalised(dataclasses.replace(request, **changes), tuple(notes))
+    private = prefs.private is True and "private" not in told
+    return Personalised(dataclasses.replace(request, **changes), tuple(notes), private)
 
 
 def _resolution(
@@ -178,10 +184,15 @@ def _prompt_with(prompt: str, suffix: str) -> str:
 
 #: What applies when a member chose nothing (the model's defaults, shown in /settings).
 DEFAULTS: Final = Preferences(
-    resolution=Resolution.R2K, aspect_ratio="1:1", count=1, thinking=False, watermark=False
+    resolution=Resolution.R2K,
+    aspect_ratio="1:1",
+    count=1,
+    thinking=False,
+    watermark=False,
+    private=False,
 )
 CHOICES: Final = ("resolution", "aspect_ratio", "count")
-TOGGLES: Final = ("thinking", "watermark")
+TOGGLES: Final = ("thinking", "watermark", "private")
 
 
 def choose(prefs: Preferences, name: str, value: str) -> Preferences:
@@ -197,7 +208,8 @@ def choose(prefs: Preferences, name: str, value: str) -> Preferences:
 
 
 def toggle(prefs: Preferences, name: str) -> Preferences:
-    """``prefs`` with thinking or watermark switched from what is in effect now."""
+    """``prefs`` with thinking, watermark or private results switched from what is in effect
+    now."""
     if name not in TOGGLES:
         raise InvalidInput("That button is not on the panel. Open /settings again.")
     now = getattr(prefs, name)

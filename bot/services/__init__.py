@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.services.admin import AdminService
 from bot.services.generation import GenerationService
+from bot.services.history import HistoryService
 from bot.services.inputs import InputChecker
 from bot.services.modlog import ModLogService
 from bot.services.preferences import PreferenceService
@@ -28,11 +29,13 @@ class Services:
     owner_ids: frozenset[int]  # bot owners: admin in every server
     preferences: PreferenceService
     styles: StyleService
+    history: HistoryService
 
 
 __all__ = [
     "AdminService",
     "GenerationService",
+    "HistoryService",
     "InputChecker",
     "ModLogService",
     "PreferenceService",

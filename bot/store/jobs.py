@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bot.domain.models import GenerationRequest, Job, JobStatus, Target
 from bot.domain.quota import QuotaPolicy
@@ -23,6 +24,27 @@ def new_job_id() -> str:
     # 32 letters = 5 bits each: one 50-bit draw instead of ten (each draw reads os.urandom).
     bits = secrets.randbits(50)
     return "".join(_JOB_ID_ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
+
+
+@dataclass(frozen=True, slots=True)
+class ChargedJob:
+    """A job with its ledger entry, if it still has one: ``ledger_state`` is reserved, settled
+    or refunded; ``charged`` is what a settled job cost (its reservation when crun named no
+    cost), what a running job holds, 0 when refunded."""
+
+    job: Job
+    ledger_state: str | None
+    charged: float | None
+
+
+# A member's jobs with their credits, newest first (the jobs_user index). Portable SQL.
+_HISTORY = (
+    "SELECT jobs.*, ledger.state AS ledger_state,"
+    " CASE ledger.state WHEN 'settled' THEN COALESCE(ledger.charged, ledger.reserved)"
+    " WHEN 'reserved' THEN ledger.reserved WHEN 'refunded' THEN 0 END AS ledger_charged"
+    " FROM jobs LEFT JOIN ledger ON ledger.job_id = jobs.id WHERE jobs.user_id = ?"
+    " ORDER BY jobs.created_at DESC, jobs.id DESC LIMIT ? OFFSET ?"
+)
 
 
 def _insert_job(
@@ -173,6 +195,19 @@ class JobRepository(JobTransitions):
             (user_id, limit),
         )
         return [row_to_job(r) for r in rows]
+
+    async def history_for_user(self, user_id: int, limit: int, offset: int = 0) -> list[ChargedJob]:
+        """A member's jobs in every server and DM, newest first, with what each was charged.
+        Purged or forgotten jobs are deleted rows, so they are simply not here."""
+        rows = await self.db.fetchall(_HISTORY, (user_id, limit, offset))
+        return [
+            ChargedJob(
+                row_to_job(r),
+                r["ledger_state"],
+                None if r["ledger_charged"] is None else float(r["ledger_charged"]),
+            )
+            for r in rows
+        ]
 
     async def purge_finished_before(self, cutoff: float) -> int:
         """Privacy: drop finished jobs (prompts, results, events) created before ``cutoff``.

@@ -6,7 +6,8 @@ the store. So buttons keep working after a restart, and any number of results co
 
 Who may press: anyone who can see the result may Reroll, Upscale, Vary or Edit (the new job is
 theirs and charged to them) and view Info. Delete is for the requester and for members with
-Manage Messages, checked here on every press, not by hiding the button.
+Manage Messages, checked here on every press, not by hiding the button. A private result (in its
+member's DM) answers only that member, and its follow-ups are private too (``bot/ui/private``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import cancel, embeds, settings
-from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
 from bot.ui.flow import begin_job
 from bot.ui.presses import JOB, PREFIX, guarded, job_here, services_of
+from bot.ui.private import is_private, press_door
 from bot.ui.result_messages import delete_result, result_image_url
 from bot.ui.sink import NO_PINGS
 
@@ -268,7 +269,9 @@ async def _begin(
     request: GenerationRequest,
     parent: Job,
 ) -> None:
-    await begin_job(InteractionDoor(interaction), services, request, parent_job_id=parent.id)
+    # A private result's follow-up stays private (bot/ui/private.py).
+    door = press_door(interaction, parent)
+    await begin_job(door, services, request, parent_job_id=parent.id, private=is_private(parent))
 
 
 async def vary(

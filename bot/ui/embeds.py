@@ -204,6 +204,8 @@ HELP_TEXT = (
     "it should start. **Cancel** on it takes a waiting job out of the line at no cost (you, or "
     "members with Manage Messages); once it is with the image service it can't be stopped.\n"
     "**/queue** - your waiting jobs, and a menu to cancel one. **/quota** - your credits left.\n"
+    "**/history** - your jobs in every server, newest first, with their cost; pick one to "
+    "**Show here** (its result again, in this channel) or **Re-run** it with a new seed.\n"
     "**/settings** - your own defaults (resolution, shape, count, thinking, watermark, a prompt "
     "suffix) for every server; an option in a command wins.\n"
     "**/wan info** `job_id` - the full prompt and settings of a job.\n\n"

@@ -22,12 +22,14 @@ from bot.domain.config import (
     require_channel,
 )
 from bot.domain.models import GenerationRequest, Job
+from bot.domain.preferences import Personalised
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import embeds
 from bot.ui.doors import Door, Origin
 from bot.ui.inputs import Candidate, precheck, verify
+from bot.ui.private import PrivateDoor, private_door
 from bot.ui.target import DiscordTarget
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ async def begin_job(
     config: GuildConfig | None = None,
     given: Iterable[str] | None = None,
     style: str | None = None,
+    private: bool | None = None,
 ) -> Job:
     """Check, acknowledge, show a status message, check the inputs, submit. Returns the job.
 
@@ -72,6 +75,8 @@ async def begin_job(
     options a command was given; when set, the member's /settings fill in the others (follow-ups
     of a result pass nothing: their request already has them). ``style``: the name of a server
     style the member picked; its text joins the request (an unknown name is refused).
+    ``private``: the result goes to the member's DMs (``bot/ui/private.py``); None: their
+    /settings decide when ``given`` is set, else it is not private.
     """
     if config is None:
         config = await check_door(door, services)
@@ -79,12 +84,44 @@ async def begin_job(
     if candidates:
         precheck(candidates)
         request = dataclasses.replace(request, images=tuple(c.ref() for c in candidates))
-    request, notes = await _personalise(door, services, request, given, config)
-    validate_request(request)  # the edge: instant feedback (the engine checks again as guard)
-    request = _apply_rules(door.origin, services, config, request)
+    personal = await _personalise(door, services, request, given, config)
+    validate_request(personal.request)  # the edge: instant feedback (the engine checks again)
+    request = _apply_rules(door.origin, services, config, personal.request)
     services.generation.check(request)  # what crun's live schema cannot take, before any wait
+    if personal.private if private is None else private:
+        door = private_door(door)
     await door.acknowledge()
+    # A private request's status goes to the DMs first: closed DMs refuse it here, unspent.
     status_id = await door.show_status(embeds.preparing_embed(request))
+    try:
+        return await _start(
+            door,
+            services,
+            request,
+            status_id,
+            candidates=candidates,
+            notes=personal.notes,
+            parent_job_id=parent_job_id,
+            spoiler=config.spoiler,
+        )
+    except Exception:
+        if isinstance(door, PrivateDoor):
+            await door.withdraw()  # refused after all: no status left in the DMs
+        raise
+
+
+async def _start(
+    door: Door,
+    services: Services,
+    request: GenerationRequest,
+    status_id: int,
+    *,
+    candidates: Sequence[Candidate],
+    notes: Sequence[str],
+    parent_job_id: str | None,
+    spoiler: bool,
+) -> Job:
+    """After the status message: notes, input downloads, submit."""
     if notes:
         await door.tell(" ".join(notes))
     if candidates:
@@ -93,7 +130,10 @@ async def begin_job(
         refs = await verify(candidates, services.inputs)
         log.info("user %s: %d input image(s) checked", door.origin.user_id, len(refs))
         request = dataclasses.replace(request, images=tuple(refs))
-    target = _target(door.origin, status_id, spoiler=config.spoiler)
+    if isinstance(door, PrivateDoor):
+        target = door.target(status_id, spoiler=spoiler)
+    else:
+        target = _target(door.origin, status_id, spoiler=spoiler)
     # From here on the engine's progress updates keep the status message current.
     return await services.generation.submit(
         request,
@@ -111,13 +151,12 @@ async def _personalise(
     request: GenerationRequest,
     given: Iterable[str] | None,
     config: GuildConfig,
-) -> tuple[GenerationRequest, tuple[str, ...]]:
+) -> Personalised:
     """The member's /settings where the command said nothing (``given`` None: none apply), and
     the notes to tell them (a preference this server capped)."""
     if given is None:
-        return request, ()
-    personal = await services.preferences.personalise(door.origin.user_id, request, given, config)
-    return personal.request, personal.notes
+        return Personalised(request)
+    return await services.preferences.personalise(door.origin.user_id, request, given, config)
 
 
 def _apply_rules(

@@ -35,13 +35,20 @@ async def job_here(interaction: discord.Interaction[Any], services: Services, jo
     """The job a button or form names, only where it was made: a custom id is client data, and
     a forged one must not reach (delete, read, re-run, cancel) another server's or DM's job."""
     job = await services.generation.get(job_id)
-    target = discord_target(job)
-    elsewhere = job.guild_id != interaction.guild_id or (
-        job.guild_id is None and (target is None or target.channel_id != interaction.channel_id)
-    )
-    if elsewhere:
+    if not answers_here(job, interaction):
         raise no_such_job(job_id)
     return job
+
+
+def answers_here(job: Job, interaction: discord.Interaction[Any]) -> bool:
+    """Do the job's buttons answer this interaction? In the job's server; a DM job in its DM;
+    a private result in its member's DM, and only for them."""
+    target = discord_target(job)
+    if target is not None and target.private:
+        return target.channel_id == interaction.channel_id and interaction.user.id == job.user_id
+    if job.guild_id is not None:
+        return job.guild_id == interaction.guild_id
+    return target is not None and target.channel_id == interaction.channel_id
 
 
 async def guarded(interaction: discord.Interaction[Any], action: Coroutine[Any, Any, None]) -> None:

@@ -37,6 +37,13 @@ async def delete_result(interaction: discord.Interaction[Any], job: Job) -> None
     await interaction.response.defer()  # no reply needed: the messages disappearing is the answer
     channel = _result_channel(interaction, job)
     ids = list(dict.fromkeys(_delete_ids(interaction, job)))
+    if interaction.message is not None and _is_copy(interaction.message, job):
+        # A copy /history showed again: only the copy goes, the result stays where it was.
+        client: discord.Client = interaction.client
+        channel = client.get_partial_messageable(
+            interaction.channel_id or 0, guild_id=interaction.guild_id
+        )
+        ids = [interaction.message.id]
     failed = 0
     for message_id in ids:
         try:
@@ -82,7 +89,9 @@ async def result_image_url(interaction: discord.Interaction[Any], job: Job, imag
         raise InvalidInput(f"This result has no image {image}.")
     here = interaction.message
     parts = _part_ids(job)
-    if not parts and here is not None:
+    # A copy shown again by /history carries the images too: no need for the original.
+    copy = here is not None and _is_copy(here, job)
+    if here is not None and (not parts or (copy and _images_on(here) >= count)):
         parts = [here.id]
     seen = 0
     for number, message_id in enumerate(parts, start=1):
@@ -120,6 +129,16 @@ async def _fetch_part(
             "Discord did not let me read that image just now. Try again in a moment."
         ) from exc
     return message.attachments
+
+
+def _is_copy(message: discord.Message, job: Job) -> bool:
+    """A message with this job's buttons that is not one of its result's parts: a copy."""
+    parts = _part_ids(job)
+    return bool(parts) and message.id not in parts
+
+
+def _images_on(message: discord.Message) -> int:
+    return len([a for a in message.attachments if _is_image(a)])
 
 
 def _is_image(attachment: discord.Attachment) -> bool:

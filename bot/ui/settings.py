@@ -30,8 +30,12 @@ RESET_DONE = "Back to the defaults: your settings are cleared."
 HOW_IT_WORKS = (
     "Your defaults for /imagine, /edit and /imageset, in every server. An option you give in a "
     "command wins over them, and each server's limits still apply. Aspect ratio and thinking "
-    "apply to /imagine only; the count to /imagine and /edit."
+    "apply to /imagine only; the count to /imagine and /edit. Private results come to your DMs "
+    "instead of the channel."
 )
+
+# The toggles' names on the panel (buttons, fields and the "Saved" line).
+_TOGGLE_NAMES = {"thinking": "Thinking", "watermark": "Watermark", "private": "Private results"}
 
 # Each option names its setting: a menu shows its chosen option, not its placeholder.
 _RESOLUTION_LABELS = {
@@ -62,6 +66,7 @@ def settings_embed(panel: SettingsPanel) -> discord.Embed:
     embed.add_field(name="Pictures per request", value=_shown(prefs, "count"))
     embed.add_field(name="Thinking", value=_shown(prefs, "thinking"))
     embed.add_field(name="Watermark", value=_shown(prefs, "watermark"))
+    embed.add_field(name="Private results", value=_shown(prefs, "private"))
     suffix = (
         f"> {embeds.safe_prompt(prefs.suffix, 300)}\n(added to the end of every prompt)"
         if prefs.suffix
@@ -119,10 +124,10 @@ def settings_panel(panel: SettingsPanel) -> tuple[discord.Embed, discord.ui.View
             row=2,
         )
     )
-    for name in ("thinking", "watermark"):
+    for name, shown in _TOGGLE_NAMES.items():
         on = getattr(prefs, name)
         on = getattr(DEFAULTS, name) if on is None else on
-        view.add_item(SettingsButton(name, f"{name.capitalize()}: {'on' if on else 'off'}", on))
+        view.add_item(SettingsButton(name, f"{shown}: {'on' if on else 'off'}", on))
     view.add_item(SettingsButton("suffix", "Prompt suffix…", None))
     view.add_item(SettingsButton("reset", "Reset", None))
     return settings_embed(panel), view
@@ -176,7 +181,7 @@ class SettingsMenu(
 
 class SettingsButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=re.compile(rf"{PREFIX}:st:(?P<name>thinking|watermark|suffix|reset)"),
+    template=re.compile(rf"{PREFIX}:st:(?P<name>thinking|watermark|private|suffix|reset)"),
 ):
     def __init__(self, name: str, label: str, on: bool | None) -> None:
         style = {
@@ -215,7 +220,7 @@ class SettingsButton(
             return
         prefs = await services.preferences.toggle(user_id, self.name)
         state = "on" if getattr(prefs, self.name) else "off"
-        await show(interaction, f"Saved: {self.name} {state}.")
+        await show(interaction, f"Saved: {_TOGGLE_NAMES[self.name].lower()} {state}.")
 
 
 class SuffixForm(discord.ui.Modal):

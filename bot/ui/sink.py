@@ -24,7 +24,7 @@ from bot.errors import MediaError
 from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress, ProgressKind
 from bot.media import fit_image_async
 from bot.ui import embeds
-from bot.ui.target import DiscordTarget
+from bot.ui.target import DiscordTarget, message_link
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ SaveReceipt = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 # Discord JSON error codes that mean "this target is gone for good".
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, MISSING_ACCESS, MISSING_PERMISSIONS = 10003, 10008, 50001, 50013
+CANNOT_DM = 50007  # a private result's member closed their DMs
+GONE = (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS, CANNOT_DM)
 FILE_TOO_LARGE = 40005
 REFIT_ATTEMPTS = 6  # on 413, halve the size this many times (10 MiB -> 160 KiB) before giving up
 
@@ -179,8 +181,7 @@ class DiscordSink:
         return receipt
 
     def _jump_url(self, target: DiscordTarget, message_id: int) -> str:
-        guild = target.guild_id or "@me"
-        return f"https://discord.com/channels/{guild}/{target.channel_id}/{message_id}"
+        return message_link(target.guild_id, target.channel_id, message_id)
 
     async def _send_part(
         self,
@@ -230,7 +231,7 @@ class DiscordSink:
                     except MediaError:
                         break  # cannot be made that small
                     continue
-                if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
+                if exc.code in GONE:
                     fallback = await self._followup(job, target, kwargs)
                     if fallback is not None:
                         return fallback
@@ -299,7 +300,7 @@ class DiscordSink:
                 nonce=f"{job.id}-f",
             )
         except discord.HTTPException as exc:
-            if exc.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
+            if exc.code in GONE:
                 raise DeliveryGone(str(exc)) from exc
             raise
         return {"failure": "posted", "message_id": sent.id}

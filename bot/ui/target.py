@@ -14,6 +14,14 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOKEN_TTL = 14 * 60
 
 
+_UNSET: dict[str, object] = {"private": False, "origin_role_ids": ()}
+
+
+def message_link(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """A message's jump link (``@me`` for DMs)."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class DiscordTarget:
     channel_id: int
@@ -26,6 +34,13 @@ class DiscordTarget:
     reply_to_message_id: int | None = None  # the user's message (mention path) or source
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     spoiler: bool = False
+    # Private results (bot/ui/private.py): ``channel_id`` is the member's DM channel and
+    # ``guild_id`` None; the request's server channel and the roles it was judged with are kept
+    # so follow-ups pressed in the DM get the same server's rules and quotas.
+    private: bool = False
+    origin_channel_id: int | None = None
+    origin_parent_id: int | None = None  # the channel the origin thread lives in
+    origin_role_ids: tuple[int, ...] = ()
 
     def token_valid(self, now: float) -> bool:
         return (
@@ -36,7 +51,9 @@ class DiscordTarget:
         )
 
     def to_target(self) -> Target:
-        return Target(KIND, {k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+        # Unset values are left out: a channel result's target reads as it did before privacy.
+        data = dataclasses.asdict(self)
+        return Target(KIND, {k: v for k, v in data.items() if v is not None and v != _UNSET.get(k)})
 
     @staticmethod
     def from_target(target: Target) -> DiscordTarget:
@@ -44,6 +61,7 @@ class DiscordTarget:
             raise ValueError(f"not a discord target: {target.kind}")
         known = {f.name for f in dataclasses.fields(DiscordTarget)}
         data: dict[str, Any] = {k: v for k, v in target.data.items() if k in known}
+        data["origin_role_ids"] = tuple(int(r) for r in data.get("origin_role_ids") or ())
         return DiscordTarget(**data)
 
     @staticmethod

@@ -22,6 +22,7 @@ DEFAULT_FIELDS = {
     "Pictures per request": "**1** · default",
     "Thinking": "**off** · default",
     "Watermark": "**off** · default",
+    "Private results": "**off** · default",
     "Prompt suffix": "none",
 }
 
@@ -72,7 +73,16 @@ async def test_the_panel_is_private_and_shows_the_defaults(wan: WanWorld) -> Non
     assert "footer" not in panel.embeds[0]  # this server allows 4K: nothing to say
     assert panel.custom_ids() == [
         setting_id(n)
-        for n in ("resolution", "aspect_ratio", "count", "thinking", "watermark", "suffix", "reset")
+        for n in (
+            "resolution",
+            "aspect_ratio",
+            "count",
+            "thinking",
+            "watermark",
+            "private",
+            "suffix",
+            "reset",
+        )
     ]
     menu = panel.find_component(setting_id("resolution"))
     assert menu is not None

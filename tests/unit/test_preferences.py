@@ -25,6 +25,7 @@ ALL = Preferences(
     thinking=True,
     watermark=True,
     suffix="soft light",
+    private=True,
 )
 OPEN = GuildConfig()
 
@@ -40,6 +41,7 @@ def test_everything_the_command_did_not_say_comes_from_the_preferences() -> None
         watermark=True,
     )
     assert out.notes == ()
+    assert out.private is True
 
 
 def test_what_the_command_said_wins() -> None:
@@ -107,3 +109,14 @@ def test_stored_preferences_round_trip_and_forgive_bad_values() -> None:
     assert Preferences.from_json('{"count": true, "aspect_ratio": "2:1"}') == Preferences()
     assert Preferences.from_json("[]") == Preferences()
     assert Preferences().empty and not ALL.empty
+
+
+def test_private_results_follow_the_preference_unless_the_command_said() -> None:
+    request = GenerationRequest(prompt="a fox")
+    assert personalise(request, ALL, (), OPEN).private is True
+    # The command gave the option (true or false): the flow uses its value, not the preference.
+    assert personalise(request, ALL, given(private=False), OPEN).private is False
+    assert personalise(request, Preferences(private=False), (), OPEN).private is False
+    assert personalise(request, Preferences(), (), OPEN).private is False
+    assert toggle(Preferences(), "private").private is True  # off by default: now on
+    assert Preferences.from_json('{"private": "yes"}') == Preferences()
