@@ -16,6 +16,7 @@ import discord.http
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n.translator import WanTranslator
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
 from bot.logging_setup import quiet_irrelevant_discord_warnings
@@ -116,15 +117,17 @@ class WanBot(commands.AutoShardedBot):
             shard_count=s.shard_count or 1,
         )
         log.info("gateway shards %s of %d", _ids(s.owned_shards), s.shard_count or 1)
+        await self.tree.set_translator(WanTranslator())  # reads the catalogs (bot/i18n)
         if s.syncs_commands:
             await self.sync_commands_if_changed()
         else:
             log.info("not syncing commands: the process that owns shard 0 does (SYNC_COMMANDS)")
 
     async def sync_commands_if_changed(self) -> bool:
-        """Syncing is rate limited by Discord: only when the command definitions changed."""
+        """Syncing is rate limited by Discord: only when the command definitions changed, their
+        translations included (the hash covers the payload as synced, localizations and all)."""
         guild_id = self.settings.dev_guild_id
-        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        payload = await self.command_payload()
         digest = hashlib.sha256(
             json.dumps({"guild": guild_id, "commands": payload}, sort_keys=True).encode()
         ).hexdigest()
@@ -140,6 +143,14 @@ class WanBot(commands.AutoShardedBot):
         await self.runtime.meta.set(SYNC_HASH_KEY, digest)
         log.info("synced %d commands%s", len(payload), f" to guild {guild_id}" if guild_id else "")
         return True
+
+    async def command_payload(self) -> list[dict[str, Any]]:
+        """The commands as ``tree.sync`` sends them: translated when a translator is set."""
+        translator = self.tree.translator
+        commands = self.tree.get_commands()
+        if translator is None:
+            return [c.to_dict(self.tree) for c in commands]
+        return [await c.get_translated_payload(self.tree, translator) for c in commands]
 
     async def post_alert(self, topic: str, message: str) -> None:
         """Alerts (credits, the field map) go to every server's alerts channel: the crun account

@@ -1,13 +1,14 @@
 """The layers of bot/ and cogs/, read from the source: imports only ever point down.
 
     bot.app, bot.__main__, bot.cli  the processes: the bot loads the cogs, the CLI needs none
+    bot.i18n.extract       a process too: loads the cogs to list their strings for translators
     cogs                   thin Discord faces
     bot.ui                 Discord-facing core: doors, the one job flow, sink, embeds, buttons
     bot.runtime            opens the resources and builds the services
     bot.services           the one door into the core (generation, inputs, admin, queue)
     bot.jobs               the engine and what it needs
     bot.store, bot.wan, bot.media   SQL, the crun client, images
-    bot.settings, bot.observability, bot.logging_setup
+    bot.settings, bot.observability, bot.logging_setup, bot.i18n (the translators' catalogs)
     bot.domain, bot.errors plain types and rules
 
 A module may import its own layer and the ones below. On top of that: the domain imports no I/O
@@ -29,6 +30,7 @@ LAYERS: list[tuple[str, int]] = [
     ("bot.app", 9),
     ("bot.__main__", 9),
     ("bot.cli", 9),
+    ("bot.i18n.extract", 9),  # before "bot.i18n": the first matching prefix decides
     ("cogs", 8),
     ("bot.ui", 7),
     ("bot.runtime", 6),
@@ -41,6 +43,7 @@ LAYERS: list[tuple[str, int]] = [
     ("bot.settings", 2),
     ("bot.observability", 2),
     ("bot.logging_setup", 2),
+    ("bot.i18n", 2),  # reads the catalogs: used by bot.app (commands), later bot.ui (replies)
     ("bot.domain", 1),
     ("bot.errors", 1),
     ("bot", 1),  # bot/__init__.py
@@ -53,7 +56,16 @@ FORBIDDEN: list[tuple[str, tuple[str, ...], str]] = [
     ("bot.domain", IO_LIBRARIES, "the domain is plain Python"),
     (
         "bot.domain",
-        ("bot.jobs", "bot.store", "bot.wan", "bot.media", "bot.services", "bot.ui", "cogs"),
+        (
+            "bot.jobs",
+            "bot.store",
+            "bot.wan",
+            "bot.media",
+            "bot.services",
+            "bot.ui",
+            "bot.i18n",
+            "cogs",
+        ),
         "the domain imports no other layer",
     ),
     ("cogs", ("bot.store", "bot.wan", "bot.runtime"), "cogs call services"),
@@ -143,6 +155,8 @@ def test_the_checker_catches_each_kind_of_violation() -> None:
         "bot.jobs.extra": "from bot.ui.sink import DiscordSink\nimport bot.settings\n",
         "bot.store.extra": "from bot.services import Services\n",
         "bot.services.extra": "from . import generation\nfrom ..ui import embeds\n",
+        "bot.i18n.extra": "from cogs import COGS\n",
+        "bot.domain.words": "from bot.i18n.catalogs import Catalogs\n",
     }
     found = "\n".join(violations(bad))
     assert "bot.domain.extra imports aiohttp: the domain is plain Python" in found
@@ -154,3 +168,5 @@ def test_the_checker_catches_each_kind_of_violation() -> None:
     assert "bot.store.extra imports bot.services: upward" in found
     assert "bot.services.extra imports bot.ui: upward" in found  # a relative import counts too
     assert "bot.services.extra imports bot.services.generation" not in found  # same layer
+    assert "bot.i18n.extra imports cogs: upward" in found  # only the extractor may load cogs
+    assert "bot.domain.words imports bot.i18n.catalogs: the domain imports no other layer" in found

@@ -188,11 +188,30 @@ def validate_command(payload: JSON, where: list[str | int]) -> None:
                 "BASE_TYPE_BAD_LENGTH",
                 "Must be between 1 and 100 in length.",
             )
+        validate_localizations(payload, where)
         validate_options(payload.get("options") or [], [*where, "options"])
     elif not 1 <= len(name) <= 32:
         raise form_error(
             [*where, "name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length."
         )
+
+
+def validate_localizations(item: JSON, where: list[str | int]) -> None:
+    """A chat command's or option's translated names and descriptions, by the same rules."""
+    for locale, name in (item.get("name_localizations") or {}).items():
+        if not COMMAND_NAME.match(name) or name != name.lower():
+            raise form_error(
+                [*where, "name_localizations", locale],
+                "APPLICATION_COMMAND_INVALID_NAME",
+                "Command name is invalid",
+            )
+    for locale, text in (item.get("description_localizations") or {}).items():
+        if not 1 <= len(text) <= 100:
+            raise form_error(
+                [*where, "description_localizations", locale],
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )
 
 
 def validate_options(options: list[JSON], where: list[str | int]) -> None:
@@ -211,6 +230,15 @@ def validate_options(options: list[JSON], where: list[str | int]) -> None:
                 "BASE_TYPE_BAD_LENGTH",
                 "Must be between 1 and 100 in length.",
             )
+        validate_localizations(opt, [*where, i])
+        for j, choice in enumerate(opt.get("choices") or []):
+            for locale, text in (choice.get("name_localizations") or {}).items():
+                if not 1 <= len(text) <= 100:
+                    raise form_error(
+                        [*where, i, "choices", j, "name_localizations", locale],
+                        "BASE_TYPE_BAD_LENGTH",
+                        "Must be between 1 and 100 in length.",
+                    )
         if int(opt.get("type", 0)) in (1, 2):
             validate_options(opt.get("options") or [], [*where, i, "options"])
             continue

@@ -1,0 +1,290 @@
+"""The command catalogs (bot/i18n): the template matches the code, every language translates all
+of it within Discord's rules, and whatever is missing falls back to English."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+
+from bot.i18n import rules
+from bot.i18n.catalogs import LOCALES, Catalogs, folder_for, locale_for
+from bot.i18n.extract import build_tree, keys, read, template, update_catalogs, write_template
+from bot.i18n.translator import WanTranslator, catalog_context, collect
+
+REAL = Catalogs()
+
+PO_HEADER = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+
+
+def entry(context: str, msgid: str, msgstr: str, *, fuzzy: bool = False) -> str:
+    flag = "#, fuzzy\n" if fuzzy else ""
+    return f'{flag}msgctxt "{context}"\nmsgid "{msgid}"\nmsgstr "{msgstr}"\n\n'
+
+
+def write_po(directory: Path, folder: str, *entries: str) -> Path:
+    path = directory / folder / "LC_MESSAGES" / "wanbot.po"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PO_HEADER + "".join(entries), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Catalogs:
+    """A German catalog with one good translation, one empty, one fuzzy, one bad name."""
+    write_po(
+        tmp_path,
+        "de",
+        entry("command name", "imagine", "bild"),
+        entry("command description", "Make pictures from a text prompt", ""),
+        entry("option name", "prompt", "eingabe", fuzzy=True),
+        entry("option name", "count", "Anzahl Bilder"),
+        entry("option description", "How many pictures (1-4)", "Wie viele Bilder (1-4)"),
+        entry("choice", "1K", "1K-Bild"),
+    )
+    return Catalogs(tmp_path)
+
+
+# --- the catalogs and the translator ------------------------------------------------------------
+
+
+def test_lookup_finds_a_translation_and_falls_back_to_english(small: Catalogs) -> None:
+    assert small.lookup("de", "command name", "imagine") == "bild"
+    assert small.lookup("de", "choice", "imagine") is None  # another context
+    assert small.lookup("de", "command description", "Make pictures from a text prompt") is None
+    assert small.lookup("de", "option name", "prompt") is None  # fuzzy: not yet checked
+    assert small.lookup("de", "option name", "seed") is None  # missing
+    assert small.lookup("ja", "command name", "imagine") is None  # no ja catalog here
+    assert small.lookup("xx", "command name", "imagine") is None  # not a locale of ours
+    assert small.text("de", "option name", "prompt") == "prompt"  # English, never a key
+    assert small.text("de", "command name", "imagine") == "bild"
+
+
+def test_text_fills_placeholders_and_survives_a_broken_translation(tmp_path: Path) -> None:
+    write_po(
+        tmp_path,
+        "fr",
+        entry("reply", "Hello {name}", "Bonjour {name}"),
+        entry("reply", "Bye {name}", "Au revoir {nom}"),
+    )
+    catalogs = Catalogs(tmp_path)
+    assert catalogs.text("fr", "reply", "Hello {name}", name="Ada") == "Bonjour Ada"
+    assert catalogs.text("fr", "reply", "Bye {name}", name="Ada") == "Bye Ada"
+    assert catalogs.text("de", "reply", "Hello {name}", name="Ada") == "Hello Ada"
+
+
+def test_a_catalog_is_read_once_and_a_broken_one_counts_as_empty(tmp_path: Path) -> None:
+    path = write_po(tmp_path, "ko", entry("command name", "imagine", "그림"))
+    catalogs = Catalogs(tmp_path)
+    catalogs.load_all()
+    path.unlink()
+    assert catalogs.lookup("ko", "command name", "imagine") == "그림"  # cached
+    write_po(tmp_path, "ja", 'msgid "unterminated\n')
+    assert Catalogs(tmp_path).lookup("ja", "command name", "imagine") is None
+
+
+def test_locale_codes_and_folders_map_both_ways() -> None:
+    assert set(LOCALES) == {"de", "es-ES", "fr", "ja", "ko", "pt-BR", "zh-CN"}
+    for code in LOCALES:
+        assert discord.Locale(code).value == code  # a real Discord locale
+        folder = folder_for(code)
+        assert folder is not None
+        assert locale_for(folder) == code
+    assert folder_for("en-US") is None
+    assert locale_for("xx") is None
+
+
+def context_of(location: app_commands.TranslationContextLocation, data: Any) -> Any:
+    return app_commands.TranslationContext(location, data)
+
+
+async def test_the_translator_answers_from_the_catalog_or_none(small: Catalogs) -> None:
+    translator = WanTranslator(small)
+    await translator.load()
+    where = app_commands.TranslationContextLocation
+    name = context_of(where.command_name, None)
+    de, ja = discord.Locale.german, discord.Locale.japanese
+    assert await translator.translate(app_commands.locale_str("imagine"), de, name) == "bild"
+    assert await translator.translate(app_commands.locale_str("imagine"), ja, name) is None
+    seed = context_of(where.parameter_name, None)
+    assert await translator.translate(app_commands.locale_str("seed"), de, seed) is None
+    # "Anzahl Bilder" has a space and a capital: Discord would refuse the whole sync.
+    count = app_commands.locale_str("count")
+    assert await translator.translate(count, de, seed) is None
+    described = context_of(where.parameter_description, None)
+    text = app_commands.locale_str("How many pictures (1-4)")
+    assert await translator.translate(text, de, described) == "Wie viele Bilder (1-4)"
+    us = discord.Locale.american_english
+    assert await translator.translate(app_commands.locale_str("imagine"), us, name) is None
+
+
+async def test_the_bots_payload_carries_the_translations(small: Catalogs) -> None:
+    tree = await build_tree()
+    await tree.set_translator(WanTranslator(small))
+    imagine = tree.get_command("imagine")
+    assert imagine is not None and tree.translator is not None
+    payload = await imagine.get_translated_payload(tree, tree.translator)
+    assert payload["name"] == "imagine"
+    assert payload["name_localizations"] == {"de": "bild"}
+    assert payload["description_localizations"] == {}  # empty translation: English
+    options = {o["name"]: o for o in payload["options"]}
+    assert "name_localizations" not in options["count"]  # the invalid name is left out
+    assert options["count"]["description_localizations"] == {"de": "Wie viele Bilder (1-4)"}
+    choices = {c["name"]: c for c in options["resolution"]["choices"]}
+    assert choices["1K"]["name_localizations"] == {"de": "1K-Bild"}
+
+
+# --- Discord's rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("imagine", True),
+        ("bild-erstellen", True),
+        ("seitenverhältnis", True),
+        ("画像", True),
+        ("이미지", True),
+        ("चित्र", True),  # Devanagari vowel signs are marks, allowed by script
+        ("ภาพ", True),
+        ("aspect_ratio", True),
+        ("Bild", False),
+        ("two words", False),
+        ("emoji🙂", False),
+        ("a.b", False),
+        ("", False),
+        ("x" * 32, True),
+        ("x" * 33, False),
+    ],
+)
+def test_name_rule(name: str, valid: bool) -> None:
+    assert rules.valid_name(name) is valid
+
+
+def test_text_and_menu_rules() -> None:
+    assert rules.valid_text("x" * 100) and not rules.valid_text("x" * 101)
+    assert not rules.valid_text("")
+    assert rules.valid_menu_name("Mit Wan bearbeiten")
+    assert not rules.valid_menu_name("x" * 33)
+    assert rules.valid_for("option name", "anzahl") and not rules.valid_for("option name", "An")
+    assert rules.valid_for("context menu name", "Mit Wan bearbeiten")
+
+
+def test_placeholders() -> None:
+    assert rules.placeholders("Hello {name}, {count} left") == ["count", "name"]
+    assert rules.placeholders("{{literal}} braces") == []
+    assert rules.placeholders("a {broken") == ["<malformed>"]
+    assert rules.placeholders("no fields") == []
+
+
+# --- the template and the real catalogs --------------------------------------------------------
+
+
+async def test_the_template_is_up_to_date_with_the_command_tree() -> None:
+    """A command string added (or changed) in the code without re-extracting fails here."""
+    found = await collect(await build_tree())
+    in_code = set(keys(template(found)))
+    in_pot = set(keys(read(REAL.template_path)))
+    assert in_code == in_pot, (
+        "bot/i18n/locales/wanbot.pot is stale: run `python -m bot.i18n.extract --update`\n"
+        f"missing: {sorted(in_code - in_pot, key=str)}\n"
+        f"removed: {sorted(in_pot - in_code, key=str)}"
+    )
+    assert all(context in rules.CONTEXTS for context, _ in in_code)
+
+
+def real_catalog(locale: str) -> Any:
+    path = REAL.path(locale)
+    assert path is not None and path.is_file(), f"no catalog for {locale} at {path}"
+    return read(path)
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_every_catalog_translates_every_template_entry(locale: str) -> None:
+    po = real_catalog(locale)
+    problems = []
+    for context, msgid in keys(read(REAL.template_path)):
+        message = po.get(msgid, context=context)
+        if message is None:
+            problems.append(f"missing: {context} / {msgid!r}")
+        elif message.fuzzy or not message.string:
+            problems.append(f"{'fuzzy' if message.fuzzy else 'empty'}: {context} / {msgid!r}")
+    assert problems == [], f"{locale}:\n" + "\n".join(problems)
+
+
+def translations(locale: str) -> Iterator[tuple[str, str, str]]:
+    """(context, msgid, msgstr) of every translated, non-fuzzy entry of the real catalog."""
+    for message in real_catalog(locale):
+        if message.id and message.string and not message.fuzzy and message.context:
+            yield message.context, str(message.id), str(message.string)
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_translations_keep_the_placeholders_and_discords_rules(locale: str) -> None:
+    problems = []
+    for context, msgid, msgstr in translations(locale):
+        if rules.placeholders(msgstr) != rules.placeholders(msgid):
+            problems.append(f"placeholders differ: {msgid!r} -> {msgstr!r}")
+        if context in rules.CONTEXTS and not rules.valid_for(context, msgstr):
+            problems.append(f"not a valid {context} for Discord: {msgid!r} -> {msgstr!r}")
+    assert problems == [], f"{locale}:\n" + "\n".join(problems)
+
+
+class _Unchecked(WanTranslator):
+    """The catalog's text as it is, so the tests see what the bot's safety net would hide."""
+
+    async def translate(self, string: Any, locale: discord.Locale, context: Any) -> str | None:
+        return self.catalogs.lookup(locale.value, catalog_context(context), string.message)
+
+
+def clashes(options: list[dict[str, Any]], locale: str, where: str) -> list[str]:
+    """Names that two options (or subcommands) of one command share once translated."""
+    names = [o.get("name_localizations", {}).get(locale, o["name"]) for o in options]
+    found = [f"{where}: {n!r} twice" for n in sorted(set(names)) if names.count(n) > 1]
+    for option in options:
+        if option.get("type") in (1, 2):  # subcommands and groups: their own options
+            found += clashes(option.get("options", []), locale, f"{where} {option['name']}")
+    return found
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+async def test_translated_names_stay_distinct(locale: str) -> None:
+    real_catalog(locale)
+    tree = await build_tree()
+    translator = _Unchecked()
+    payloads = [await c.get_translated_payload(tree, translator) for c in tree.get_commands()]
+    slash = [p for p in payloads if p.get("type", 1) == 1]
+    problems = clashes(slash, locale, "top-level commands")
+    for command in slash:
+        problems += clashes(command.get("options", []), locale, f"/{command['name']}")
+    assert problems == [], f"{locale}:\n" + "\n".join(problems)
+
+
+# --- the extractor ------------------------------------------------------------------------------
+
+
+async def test_extractor_writes_once_and_update_merges_new_and_removed(tmp_path: Path) -> None:
+    found = await collect(await build_tree())
+    pot = tmp_path / "wanbot.pot"
+    assert write_template(found, pot)
+    first = pot.read_bytes()
+    assert not write_template(found, pot)  # unchanged: not rewritten, same date
+    assert pot.read_bytes() == first
+    po = write_po(
+        tmp_path,
+        "de",
+        entry("command name", "imagine", "bild"),
+        entry("command name", "gone-command", "weg"),
+    )
+    catalogs = Catalogs(tmp_path)
+    assert update_catalogs(read(pot), catalogs) == [po]  # only de exists here
+    merged = read(po)
+    assert merged.get("imagine", context="command name").string == "bild"
+    assert merged.get("gone-command", context="command name") is None
+    assert [m.id for m in merged.obsolete.values()] == ["gone-command"]  # kept as #~
+    assert set(keys(merged)) == set(keys(read(pot)))
+    assert Catalogs(tmp_path).lookup("de", "command name", "imagine") == "bild"
