@@ -7,6 +7,8 @@ job engine translates them into user-facing errors.
 
 from __future__ import annotations
 
+from bot.domain.text import Text
+
 
 class WanbotError(Exception):
     """Base of every error wanbot raises on purpose."""
@@ -20,12 +22,20 @@ class ConfigError(WanbotError):
 
 
 class UserFacingError(WanbotError):
-    """An error whose ``user_message`` may be shown to the member who asked."""
+    """An error whose ``user_message`` may be shown to the member who asked.
 
-    def __init__(self, user_message: str, *, detail: str | None = None) -> None:
-        super().__init__(detail or user_message)
-        self.user_message = user_message
-        self.detail = detail or user_message
+    The message may be a ``Text`` (bot.domain.text): ``user_message`` is then its English (for
+    logs and stored jobs) and ``text`` the value the Discord edge renders in the member's
+    language. A plain string is shown as it is (not yet translated).
+    """
+
+    def __init__(self, user_message: str | Text, *, detail: str | None = None) -> None:
+        text = user_message if isinstance(user_message, Text) else None
+        english = user_message.english() if isinstance(user_message, Text) else user_message
+        super().__init__(detail or english)
+        self.user_message = english
+        self.text: Text | str = text if text is not None else english
+        self.detail = detail or english
 
 
 class InvalidInput(UserFacingError):

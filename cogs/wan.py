@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import embeds
+from bot.ui.errors import member_locale
 from bot.ui.private import is_private
 from bot.ui.sink import NO_PINGS
 
@@ -21,7 +22,9 @@ class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan i
     @app_commands.command(name="help", description="What the bot can do, with examples")
     async def help(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(
-            embed=embeds.help_embed(), ephemeral=True, allowed_mentions=NO_PINGS
+            embed=embeds.help_embed(member_locale(interaction)),
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
         )
 
     @app_commands.command(name="info", description="Full prompt and settings of a job")

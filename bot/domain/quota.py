@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.domain.models import GenerationRequest, Mode
+from bot.domain.text import Text, t, tn
 from bot.domain.validation import effective_resolution
 
 
@@ -147,17 +148,17 @@ def when(unix: float) -> str:
 
 def refusal(
     standing: Standing, *, guild_id: int, cost: float, policy: QuotaPolicy, now: float
-) -> str | None:
+) -> Text | None:
     """Why this request may not take ``cost`` credits now, or None when it may. Pure: the store
     applies the answer inside the transaction that reads ``standing`` and holds the credits."""
     if standing.blocked:
-        return (
+        return t(
             "You can't use the image bot here. If you think that's a mistake, ask a server admin."
         )
     last = standing.last_request_at
     if policy.cooldown_seconds > 0 and last is not None and now - last < policy.cooldown_seconds:
         ready = when(last + policy.cooldown_seconds)
-        return f"Please wait a moment: you can start your next image {ready}."
+        return t("Please wait a moment: you can start your next image {when}.", when=ready)
     return (
         queue_full(standing, guild_id=guild_id, policy=policy)
         or _over_limit(standing.usage, cost)
@@ -165,48 +166,62 @@ def refusal(
     )
 
 
-def queue_full(standing: Standing, *, guild_id: int, policy: QuotaPolicy) -> str | None:
+def queue_full(standing: Standing, *, guild_id: int, policy: QuotaPolicy) -> Text | None:
     """Why the line cannot take this request, or None. Running limits never refuse: a request
     over them waits its turn; only the lengths of the line do, each with its own message."""
     if standing.user_waiting >= policy.user_queue_limit:
-        n = standing.user_waiting
-        return (
-            f"You already have {n} image{'s' if n != 1 else ''} waiting in line, the most one "
-            "member may have. Wait for one of them to start, then try again; nothing was charged."
+        return tn(
+            "You already have {count} image waiting in line, the most one member may have. "
+            "Wait for it to start, then try again; nothing was charged.",
+            "You already have {count} images waiting in line, the most one member may have. "
+            "Wait for one of them to start, then try again; nothing was charged.",
+            count=standing.user_waiting,
         )
     if guild_id and standing.guild_waiting >= policy.guild_queue_limit:
-        return (
-            f"This server already has {standing.guild_waiting:,} images waiting in line, the "
-            "most one server may have. Try again once the line has moved; nothing was charged."
+        return t(
+            "This server already has {count} images waiting in line, the most one server may "
+            "have. Try again once the line has moved; nothing was charged.",
+            count=standing.guild_waiting,
         )
     if standing.total_waiting >= policy.queue_limit:
-        return (
-            f"The bot already has {standing.total_waiting:,} images waiting in line, as many as "
-            "it takes at once. Try again in a few minutes; nothing was charged."
+        return t(
+            "The bot already has {count} images waiting in line, as many as it takes at once. "
+            "Try again in a few minutes; nothing was charged.",
+            count=standing.total_waiting,
         )
     return None
 
 
-def _over_limit(usage: Usage, cost: float) -> str | None:
-    for left, limit, window, resets in (
-        (usage.daily_left, usage.daily_limit, "daily", usage.day_resets_at),
-        (usage.monthly_left, usage.monthly_limit, "monthly", usage.month_resets_at),
-    ):
-        if left is not None and limit is not None and cost > left + 1e-9:
-            return (
-                f"This needs {fmt_credits(cost)} credits but you have {fmt_credits(left)} of your "
-                f"{fmt_credits(limit)} {window} credits left. Your {window} quota resets "
-                f"{when(resets)}; a server admin can grant you more. Fewer or smaller images "
-                "cost less."
-            )
+def _over_limit(usage: Usage, cost: float) -> Text | None:
+    daily, monthly = usage.daily_left, usage.monthly_left
+    if daily is not None and usage.daily_limit is not None and cost > daily + 1e-9:
+        return t(
+            "This needs {cost} credits but you have {left} of your {limit} daily credits left. "
+            "Your daily quota resets {when}; a server admin can grant you more. Fewer or "
+            "smaller images cost less.",
+            cost=float(cost),
+            left=float(daily),
+            limit=float(usage.daily_limit),
+            when=when(usage.day_resets_at),
+        )
+    if monthly is not None and usage.monthly_limit is not None and cost > monthly + 1e-9:
+        return t(
+            "This needs {cost} credits but you have {left} of your {limit} monthly credits "
+            "left. Your monthly quota resets {when}; a server admin can grant you more. Fewer "
+            "or smaller images cost less.",
+            cost=float(cost),
+            left=float(monthly),
+            limit=float(usage.monthly_limit),
+            when=when(usage.month_resets_at),
+        )
     return None
 
 
-def _over_cap(spent_today: float, cost: float, policy: QuotaPolicy, now: float) -> str | None:
+def _over_cap(spent_today: float, cost: float, policy: QuotaPolicy, now: float) -> Text | None:
     cap = policy.global_daily_cap
     if cap is None or spent_today + cost <= cap + 1e-9:
         return None
-    return (
-        "The bot has reached today's spending limit set by its owner. "
-        f"It resets {when(day_window(now)[1])}."
+    return t(
+        "The bot has reached today's spending limit set by its owner. It resets {when}.",
+        when=when(day_window(now)[1]),
     )

@@ -8,10 +8,11 @@ Rule numbers refer to shared wan-api.md section 2.3.
 from __future__ import annotations
 
 import re
-import unicodedata
 from decimal import Decimal
 
 from bot.domain.models import GenerationRequest, ImageRef, Mode, PaletteColor, Resolution, Style
+from bot.domain.prompts import append_to_prompt, normalise_prompt, renders_nothing
+from bot.domain.text import Text, t
 from bot.errors import InvalidInput
 
 __all__ = [
@@ -49,74 +50,6 @@ _PALETTE_TOTAL = Decimal("100.00")
 _HEX_RE = re.compile(r"#[0-9A-Fa-f]{6}")
 _RATIO_RE = re.compile(r"([0-9]{1,3}\.[0-9]{2})%")
 
-# Characters that render as nothing. A prompt made only of these looks empty to the member and is
-# empty to the model, so they are stripped from the edges along with whitespace.
-_INVISIBLE = frozenset(
-    "\u00ad\u180e"
-    "\u200b\u200c\u200d\u200e\u200f"
-    "\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064"
-    "\u2066\u2067\u2068\u2069"
-    "\ufeff"
-)
-
-
-# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): they render as
-# nothing. Some of them attach to the character before (U+FE0F makes a heart an emoji, tag
-# characters make a flag), so they are not stripped from the edges; but a prompt made only of
-# them (a lone Hangul filler is the classic "blank" Discord trick) is still empty.
-_IGNORABLE_RANGES = (
-    (0x00AD, 0x00AD),
-    (0x034F, 0x034F),
-    (0x061C, 0x061C),
-    (0x115F, 0x1160),
-    (0x17B4, 0x17B5),
-    (0x180B, 0x180F),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x206F),
-    (0x3164, 0x3164),
-    (0xFE00, 0xFE0F),
-    (0xFEFF, 0xFEFF),
-    (0xFFA0, 0xFFA0),
-    (0xFFF0, 0xFFF8),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0000, 0xE0FFF),
-)
-
-
-def _is_blank(ch: str) -> bool:
-    return ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) == "Cc"
-
-
-def _renders_nothing(ch: str) -> bool:
-    cp = ord(ch)
-    return _is_blank(ch) or any(lo <= cp <= hi for lo, hi in _IGNORABLE_RANGES)
-
-
-def normalise_prompt(text: str) -> str:
-    """Strip whitespace and invisible characters from both ends; the inside is left alone."""
-    start, end = 0, len(text)
-    while start < end and _is_blank(text[start]):
-        start += 1
-    while end > start and _is_blank(text[end - 1]):
-        end -= 1
-    return text[start:end]
-
-
-def renders_nothing(text: str) -> bool:
-    """True when ``text`` would look empty to a member and be empty to the model."""
-    return all(_renders_nothing(ch) for ch in text)
-
-
-def append_to_prompt(prompt: str, tail: str) -> str:
-    """``tail`` (a style's text, a member's suffix) after the prompt: a comma between them unless
-    the prompt already ends a clause."""
-    head = normalise_prompt(prompt)
-    joiner = " " if head.endswith((".", ",", ";", ":", "!", "?")) else ", "
-    return f"{head}{joiner}{tail}"
-
 
 def full_prompt(req: GenerationRequest) -> str:
     """The prompt crun gets: the member's, then the text of the server style they picked."""
@@ -130,16 +63,16 @@ def effective_resolution(req: GenerationRequest) -> Resolution:
     return req.resolution or DEFAULT_RESOLUTION
 
 
-def upscale_refusal(req: GenerationRequest) -> str | None:
+def upscale_refusal(req: GenerationRequest) -> Text | None:
     """Why a result cannot be re-rendered at 4K, or None when it can. The one place the rule
     lives: the Upscale button is shown, and the upscale is made, by this answer."""
     if req.mode is not Mode.TEXT_TO_IMAGE:
-        return (
+        return t(
             "Upscale to 4K works only for /imagine results: the model renders edits and "
             "image sets at 2K at most."
         )
     if req.resolution is Resolution.R4K:
-        return "This image is already 4K."
+        return t("This image is already 4K.")
     return None
 
 
@@ -165,15 +98,15 @@ def validate_request(req: GenerationRequest) -> None:
 # --- individual rules ---------------------------------------------------------------------------
 
 _MODE_NAMES = {
-    Mode.TEXT_TO_IMAGE: "text-to-image",
-    Mode.EDIT: "edits",
-    Mode.IMAGE_SET: "image sets",
+    Mode.TEXT_TO_IMAGE: t("text-to-image"),
+    Mode.EDIT: t("edits"),
+    Mode.IMAGE_SET: t("image sets"),
 }
 
 
 def _malformed(what: str) -> InvalidInput:
     return InvalidInput(
-        "This request could not be read. Please start it again from the command.",
+        t("This request could not be read. Please start it again from the command."),
         detail=f"malformed GenerationRequest: {what}",
     )
 
@@ -183,14 +116,14 @@ def _shown(text: str, limit: int = 24) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def _number(value: int) -> str:
-    """A member's number with thousands separators, or a summary when it is absurdly long (Python
-    refuses to print ints over 4,300 digits, and nobody wants to read one)."""
+def _number(value: int) -> int | Text:
+    """A member's number (formatted for the reader), or a summary when it is absurdly long
+    (Python refuses to print ints over 4,300 digits, and nobody wants to read one)."""
     if value >= 10**30:
-        return "more than 10³⁰"
+        return t("more than 10³⁰")
     if value <= -(10**30):
-        return "less than -10³⁰"
-    return f"{value:,}"
+        return t("less than -10³⁰")
+    return value
 
 
 def _is_int(value: object) -> bool:
@@ -236,13 +169,19 @@ def _check_prompt(prompt: str) -> None:
     text = normalise_prompt(prompt)
     if renders_nothing(text):
         raise InvalidInput(
-            "Your prompt is empty. Describe the image you want (or the change to make) and try "
-            "again."
+            t(
+                "Your prompt is empty. Describe the image you want (or the change to make) and "
+                "try again."
+            )
         )
     if len(text) > MAX_PROMPT_CHARS:
         raise InvalidInput(
-            f"Your prompt is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}. "
-            "Shorten it and try again."
+            t(
+                "Your prompt is {length} characters; the limit is {limit}. "
+                "Shorten it and try again.",
+                length=len(text),
+                limit=MAX_PROMPT_CHARS,
+            )
         )
 
 
@@ -258,27 +197,41 @@ def _check_style(req: GenerationRequest) -> None:
     total = len(full_prompt(req))
     if total > MAX_PROMPT_CHARS:
         raise InvalidInput(
-            f"Your prompt plus the style {_shown(style.name, 40)} is {total:,} characters; "
-            f"the limit is {MAX_PROMPT_CHARS:,}. Shorten your prompt by "
-            f"{total - MAX_PROMPT_CHARS:,} characters or pick another style."
+            t(
+                "Your prompt plus the style {style} is {length} characters; the limit is "
+                "{limit}. Shorten your prompt by {over} characters or pick another style.",
+                style=_shown(style.name, 40),
+                length=total,
+                limit=MAX_PROMPT_CHARS,
+                over=total - MAX_PROMPT_CHARS,
+            )
         )
 
 
 def _check_images(mode: Mode, count: int) -> None:
     if mode is Mode.TEXT_TO_IMAGE and count:
         raise InvalidInput(
-            "Text-to-image does not take input images. Use edit to work from your images "
-            f"(up to {MAX_INPUT_IMAGES}), or remove the images."
+            t(
+                "Text-to-image does not take input images. Use edit to work from your images "
+                "(up to {limit}), or remove the images.",
+                limit=MAX_INPUT_IMAGES,
+            )
         )
     if count > MAX_INPUT_IMAGES:
         raise InvalidInput(
-            f"You attached {count} images; the limit is {MAX_INPUT_IMAGES}. "
-            "Remove some and try again."
+            t(
+                "You attached {count} images; the limit is {limit}. Remove some and try again.",
+                count=count,
+                limit=MAX_INPUT_IMAGES,
+            )
         )
     if mode is Mode.EDIT and count == 0:
         raise InvalidInput(
-            f"Editing needs at least one input image. Attach 1 to {MAX_INPUT_IMAGES} images, "
-            "or use text-to-image to start from a prompt alone."
+            t(
+                "Editing needs at least one input image. Attach 1 to {limit} images, "
+                "or use text-to-image to start from a prompt alone.",
+                limit=MAX_INPUT_IMAGES,
+            )
         )
 
 
@@ -286,8 +239,11 @@ def _check_resolution(mode: Mode, resolution: Resolution) -> None:
     """R2: 4K only for plain text-to-image; edits and image sets top out at 2K."""
     if resolution is Resolution.R4K and mode is not Mode.TEXT_TO_IMAGE:
         raise InvalidInput(
-            f"4K is only available for text-to-image; the maximum for edits and image sets is "
-            f"{_MAX_EDIT_RESOLUTION}. Choose 1K or 2K and try again."
+            t(
+                "4K is only available for text-to-image; the maximum for edits and image sets "
+                "is {resolution}. Choose 1K or 2K and try again.",
+                resolution=_MAX_EDIT_RESOLUTION.value,
+            )
         )
 
 
@@ -295,8 +251,11 @@ def _check_thinking(mode: Mode, thinking: bool | None) -> None:
     """R3: thinking only works for plain text-to-image; say so instead of dropping it silently."""
     if thinking and mode is not Mode.TEXT_TO_IMAGE:
         raise InvalidInput(
-            f"Thinking mode only works for text-to-image, not for {_MODE_NAMES[mode]}. "
-            "Turn it off and try again."
+            t(
+                "Thinking mode only works for text-to-image, not for {mode}. "
+                "Turn it off and try again.",
+                mode=_MODE_NAMES[mode],
+            )
         )
 
 
@@ -305,14 +264,23 @@ def _check_n(mode: Mode, n: int) -> None:
     if mode is Mode.IMAGE_SET:
         if not 1 <= n <= MAX_N_SET:
             raise InvalidInput(
-                f"An image set has 1 to {MAX_N_SET} images; you asked for {_number(n)}. "
-                f"Choose a number from 1 to {MAX_N_SET}."
+                t(
+                    "An image set has 1 to {limit} images; you asked for {asked}. "
+                    "Choose a number from 1 to {limit}.",
+                    limit=MAX_N_SET,
+                    asked=_number(n),
+                )
             )
     elif not 1 <= n <= MAX_N:
         raise InvalidInput(
-            f"You asked for {_number(n)} images; the limit for {_MODE_NAMES[mode]} is {MAX_N} "
-            f"per request. Choose a number from 1 to {MAX_N} (an image set can have up to "
-            f"{MAX_N_SET})."
+            t(
+                "You asked for {asked} images; the limit for {mode} is {limit} per request. "
+                "Choose a number from 1 to {limit} (an image set can have up to {set_limit}).",
+                asked=_number(n),
+                mode=_MODE_NAMES[mode],
+                limit=MAX_N,
+                set_limit=MAX_N_SET,
+            )
         )
 
 
@@ -322,34 +290,51 @@ def _check_palette(mode: Mode, palette: tuple[PaletteColor, ...]) -> None:
         return
     if mode is Mode.IMAGE_SET:
         raise InvalidInput(
-            "A color palette cannot be used with image sets. Remove the palette or make "
-            "single images instead."
+            t(
+                "A color palette cannot be used with image sets. Remove the palette or make "
+                "single images instead."
+            )
         )
     count = len(palette)
     if not MIN_PALETTE_COLORS <= count <= MAX_PALETTE_COLORS:
         raise InvalidInput(
-            f"Your color palette has {count} colors; it needs {MIN_PALETTE_COLORS} to "
-            f"{MAX_PALETTE_COLORS}. Add or remove colors and try again."
+            t(
+                "Your color palette has {count} colors; it needs {low} to {high}. "
+                "Add or remove colors and try again.",
+                count=count,
+                low=MIN_PALETTE_COLORS,
+                high=MAX_PALETTE_COLORS,
+            )
         )
     total = Decimal(0)
     for pos, color in enumerate(palette, start=1):
         if not _HEX_RE.fullmatch(color.hex):
             raise InvalidInput(
-                f"Palette color {pos} ({_shown(color.hex)}) is not a hex color. "
-                "Write it like #1A2B3C."
+                t(
+                    "Palette color {position} ({value}) is not a hex color. Write it like #1A2B3C.",
+                    position=pos,
+                    value=_shown(color.hex),
+                )
             )
         match = _RATIO_RE.fullmatch(color.ratio)
         ratio = Decimal(match.group(1)) if match else None
         if ratio is None or not Decimal(0) < ratio <= _PALETTE_TOTAL:
             raise InvalidInput(
-                f"Palette color {pos} has share {_shown(color.ratio)}. Write each share as a "
-                "percentage with two decimals between 0.01% and 100.00%, like 25.00%."
+                t(
+                    "Palette color {position} has share {value}. Write each share as a "
+                    "percentage with two decimals between 0.01% and 100.00%, like 25.00%.",
+                    position=pos,
+                    value=_shown(color.ratio),
+                )
             )
         total += ratio
     if total != _PALETTE_TOTAL:
         raise InvalidInput(
-            f"Your color palette shares add up to {total}%; they must add up to exactly "
-            "100.00%. Adjust them and try again."
+            t(
+                "Your color palette shares add up to {total}%; they must add up to exactly "
+                "100.00%. Adjust them and try again.",
+                total=str(total),  # the member's own notation, as they wrote it
+            )
         )
 
 
@@ -358,23 +343,37 @@ def _check_aspect_ratio(mode: Mode, aspect_ratio: str | None) -> None:
     if aspect_ratio is None:
         return
     if mode is not Mode.TEXT_TO_IMAGE:
-        follows = (
-            " (the result follows the shape of your last input image)" if mode is Mode.EDIT else ""
-        )
+        if mode is Mode.EDIT:
+            raise InvalidInput(
+                t(
+                    "Aspect ratio only applies to text-to-image, not to edits (the result "
+                    "follows the shape of your last input image). Remove it and try again."
+                )
+            )
         raise InvalidInput(
-            f"Aspect ratio only applies to text-to-image, not to {_MODE_NAMES[mode]}{follows}. "
-            "Remove it and try again."
+            t(
+                "Aspect ratio only applies to text-to-image, not to {mode}. "
+                "Remove it and try again.",
+                mode=_MODE_NAMES[mode],
+            )
         )
     if aspect_ratio not in ASPECT_RATIOS:
         raise InvalidInput(
-            f"Aspect ratio {_shown(aspect_ratio)} is not supported. Choose one of "
-            f"{', '.join(ASPECT_RATIOS)}."
+            t(
+                "Aspect ratio {value} is not supported. Choose one of {choices}.",
+                value=_shown(aspect_ratio),
+                choices=", ".join(ASPECT_RATIOS),
+            )
         )
 
 
 def _check_seed(seed: int | None) -> None:
     if seed is not None and not 0 <= seed <= SEED_MAX:
         raise InvalidInput(
-            f"The seed ({_number(seed)}) is out of range. Use a whole number from 0 to "
-            f"{SEED_MAX:,}, or leave it empty for a random one."
+            t(
+                "The seed ({seed}) is out of range. Use a whole number from 0 to {limit}, "
+                "or leave it empty for a random one.",
+                seed=_number(seed),
+                limit=SEED_MAX,
+            )
         )

@@ -7,6 +7,7 @@ msgid), never a key. A catalog that is missing or cannot be read counts as empty
 
 from __future__ import annotations
 
+import gettext
 import logging
 import threading
 from collections.abc import Mapping
@@ -91,6 +92,25 @@ class Catalogs:
             return None
         return message.string or None
 
+    def plural(self, locale: str, context: str, msgid: str, count: int) -> str | None:
+        """The form of a plural entry (``msgid`` is its singular) that ``count`` takes in the
+        locale's plural rule (the catalog's Plural-Forms), or None (English applies)."""
+        catalog = self.catalog(locale)
+        if catalog is None:
+            return None
+        message = catalog.get(msgid, context=context)
+        if message is None or message.fuzzy or not isinstance(message.string, tuple | list):
+            return None
+        forms = [str(form) for form in message.string]
+        if len(forms) != catalog.num_plurals or not all(forms):
+            return None
+        try:
+            index = gettext.c2py(catalog.plural_expr)(count)
+        except (ValueError, SyntaxError):
+            log.warning("catalog %s: unusable Plural-Forms %r", locale, catalog.plural_expr)
+            return None
+        return forms[index] if 0 <= index < len(forms) else None
+
     def text(self, locale: str, context: str, msgid: str, **values: Any) -> str:
         """The text to show: the translation, else the English source; ``{name}`` fields filled
         when ``values`` are given.
@@ -120,3 +140,15 @@ class Catalogs:
         except (OSError, ValueError, LookupError, PoFileError) as exc:  # babel <2.15: IndexError
             log.error("catalog %s cannot be read (%s): commands stay in English there", path, exc)
         return None
+
+
+_shared: Catalogs | None = None
+
+
+def shared() -> Catalogs:
+    """The bot's one set of catalogs (``LOCALE_DIR``): the command translator preloads it, the
+    replies read it."""
+    global _shared  # noqa: PLW0603 - one lazily made instance per process
+    if _shared is None or _shared.directory != LOCALE_DIR:  # tests point LOCALE_DIR elsewhere
+        _shared = Catalogs()
+    return _shared

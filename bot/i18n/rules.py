@@ -11,6 +11,7 @@ import unicodedata
 
 NAME_MAX = 32  # command, group, subcommand and option names; context menu names
 TEXT_MAX = 100  # descriptions and choice names
+REPLY_MAX = 2000  # a message's content; a reply is at most one message
 
 # The catalog contexts (msgctxt). Names and texts of the command tree; replies get their own.
 COMMAND_NAME = "command name"
@@ -19,6 +20,7 @@ OPTION_NAME = "option name"
 OPTION_DESCRIPTION = "option description"
 CHOICE = "choice"
 CONTEXT_MENU_NAME = "context menu name"
+REPLY = "reply"  # what the bot tells a member: errors, refusals, help (bot.domain.text)
 CONTEXTS = (
     COMMAND_NAME,
     COMMAND_DESCRIPTION,
@@ -26,6 +28,7 @@ CONTEXTS = (
     OPTION_DESCRIPTION,
     CHOICE,
     CONTEXT_MENU_NAME,
+    REPLY,
 )
 NAME_CONTEXTS = (COMMAND_NAME, OPTION_NAME)
 
@@ -37,6 +40,7 @@ HINTS = {
     OPTION_DESCRIPTION: "At most 100 characters.",
     CHOICE: "A value offered in a list: at most 100 characters.",
     CONTEXT_MENU_NAME: "Shown in the Apps menu of a message: 1-32 characters, spaces allowed.",
+    REPLY: "A message to a member: 1-2000 characters; keep {placeholders}, **bold** and `code`.",
 }
 
 
@@ -63,8 +67,15 @@ def valid_menu_name(name: str) -> bool:
     return 1 <= len(name) <= NAME_MAX and name.strip() == name
 
 
+def valid_reply(text: str) -> bool:
+    """A text the bot sends a member (it must fit one message)."""
+    return 1 <= len(text) <= REPLY_MAX
+
+
 def valid_for(context: str, text: str) -> bool:
     """Whether ``text`` may stand for a string of ``context`` in Discord's payload."""
+    if context == REPLY:
+        return valid_reply(text)
     if context in NAME_CONTEXTS:
         return valid_name(text)
     if context == CONTEXT_MENU_NAME:

@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Where
 
 from bot.i18n import rules
-from bot.i18n.catalogs import Catalogs
+from bot.i18n.catalogs import Catalogs, shared
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class WanTranslator(app_commands.Translator):
 
     async def load(self) -> None:
         await asyncio.to_thread(self.catalogs.load_all)  # file reads off the event loop
+        await asyncio.to_thread(shared().load_all)  # the replies' catalogs (bot.i18n.replies)
 
     async def translate(
         self,

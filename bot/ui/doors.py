@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.jobs.background import TaskGroup
-from bot.ui.errors import STATUS_MESSAGE, error_text, reply_ephemeral
+from bot.ui.errors import STATUS_MESSAGE, error_text, member_locale, reply_ephemeral
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import DEFAULT_UPLOAD_LIMIT
 
@@ -53,6 +53,9 @@ class Origin:
     application_id: int | None = None  # interactions only: the status is edited through
     interaction_token: str | None = None  # the interaction webhook while the token lives
     interaction_at: float | None = None
+    # The Discord locale replies are written in: the member's client (interactions), else the
+    # server's preferred locale (mentions); None reads English.
+    locale: str | None = None
 
     @property
     def in_dm(self) -> bool:
@@ -112,6 +115,7 @@ class InteractionDoor:
             application_id=interaction.application_id,
             interaction_token=interaction.token,
             interaction_at=interaction.created_at.timestamp(),
+            locale=member_locale(interaction),
         )
 
     async def acknowledge(self) -> None:
@@ -163,6 +167,7 @@ class MessageDoor:
             missing=tuple(missing),
             upload_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT,
             reply_to_message_id=message.id,
+            locale=guild.preferred_locale.value if guild is not None else None,
         )
 
     async def acknowledge(self) -> None:
@@ -188,7 +193,10 @@ class MessageDoor:
 async def report(door: Door, error: BaseException) -> None:
     """The one error handler, whatever the door: see ``errors.error_text``."""
     origin = door.origin
-    await door.fail(error_text(error, user_id=origin.user_id, channel_id=origin.channel_id))
+    text = error_text(
+        error, user_id=origin.user_id, channel_id=origin.channel_id, locale=origin.locale
+    )
+    await door.fail(text)
 
 
 async def reply_error(

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 import discord
 
 from bot.domain.models import GenerationRequest, Job, JobStatus, Mode, ResultImage
-from bot.domain.validation import effective_resolution
+from bot.domain.text import t
+from bot.domain.validation import MAX_INPUT_IMAGES, MAX_PROMPT_CHARS, effective_resolution
+from bot.i18n.replies import render
 from bot.jobs.delivery import Progress, ProgressKind
 
 BRAND = discord.Colour.from_rgb(88, 101, 242)
@@ -188,33 +190,65 @@ def info_embed(job: Job) -> discord.Embed:
     return embed
 
 
-HELP_TEXT = (
-    "**/imagine** `prompt` - make pictures from text. Options: resolution (1K, 2K, 4K), "
-    "aspect_ratio, count (1-4), thinking (better composition, slower), seed, watermark.\n"
-    "**/edit** `prompt` `image` [image2 … image9] - change pictures. Refer to them as "
-    '"image 1", "image 2" in the prompt: *"put the hat from image 2 on the cat in image 1"*.\n'
-    "**/imageset** `prompt` - a coherent series of 2-12 pictures: *"
-    '"four-panel comic: a cat learns to ski"*.\n'
-    "**style** - on all three, one of this server's styles (its admins set them); its text is "
-    "added to your prompt.\n"
-    "**Right-click a message → Apps → Edit with Wan** - edit every image in that message.\n"
-    "**Reply to a message with images and mention me** with an instruction to edit them.\n"
-    "**Buttons** under every result: Reroll, Upscale 4K, Edit, Vary, Info, Delete.\n"
-    "**Busy?** Requests wait their turn; the status message shows your place in line and when "
-    "it should start. **Cancel** on it takes a waiting job out of the line at no cost (you, or "
-    "members with Manage Messages); once it is with the image service it can't be stopped.\n"
-    "**/queue** - your waiting jobs, and a menu to cancel one. **/quota** - your credits left.\n"
-    "**/history** - your jobs in every server, newest first, with their cost; pick one to "
-    "**Show here** (its result again, in this channel) or **Re-run** it with a new seed.\n"
-    "**/settings** - your own defaults (resolution, shape, count, thinking, watermark, a prompt "
-    "suffix) for every server; an option in a command wins.\n"
-    "**/wan info** `job_id` - the full prompt and settings of a job.\n\n"
-    "Limits: prompts up to 5,000 characters; up to 9 input images (PNG, JPEG, WEBP or BMP, "
-    "240-8000 px a side, at most 20 MB); 4K and thinking only for plain /imagine."
+# /wan help, one catalog entry per line so that translators get short texts. Slash command and
+# option names stay in English here (the names Discord shows are localized; these lines quote
+# the commands' English names, which every client also accepts).
+HELP_LINES = (
+    t(
+        "**/imagine** `prompt` - make pictures from text. Options: resolution (1K, 2K, 4K), "
+        "aspect_ratio, count (1-4), thinking (better composition, slower), seed, watermark."
+    ),
+    t(
+        "**/edit** `prompt` `image` [image2 … image9] - change pictures. Refer to them as "
+        '"image 1", "image 2" in the prompt: *"put the hat from image 2 on the cat in image 1"*.'
+    ),
+    t(
+        '**/imageset** `prompt` - a coherent series of 2-12 pictures: *"four-panel comic: a cat '
+        'learns to ski"*.'
+    ),
+    t(
+        "**style** - on all three, one of this server's styles (its admins set them); its text "
+        "is added to your prompt."
+    ),
+    t("**Right-click a message → Apps → Edit with Wan** - edit every image in that message."),
+    t("**Reply to a message with images and mention me** with an instruction to edit them."),
+    t("**Buttons** under every result: Reroll, Upscale 4K, Edit, Vary, Info, Delete."),
+    t(
+        "**Busy?** Requests wait their turn; the status message shows your place in line and "
+        "when it should start. **Cancel** on it takes a waiting job out of the line at no cost "
+        "(you, or members with Manage Messages); once it is with the image service it can't be "
+        "stopped."
+    ),
+    t("**/queue** - your waiting jobs, and a menu to cancel one. **/quota** - your credits left."),
+    t(
+        "**/history** - your jobs in every server, newest first, with their cost; pick one to "
+        "**Show here** (its result again, in this channel) or **Re-run** it with a new seed."
+    ),
+    t(
+        "**/settings** - your own defaults (resolution, shape, count, thinking, watermark, a "
+        "prompt suffix) for every server; an option in a command wins."
+    ),
+    t("**/wan info** `job_id` - the full prompt and settings of a job."),
 )
+HELP_LIMITS = t(
+    "Limits: prompts up to {max_prompt} characters; up to {max_images} input images (PNG, JPEG, "
+    "WEBP or BMP, 240-8000 px a side, at most 20 MB); 4K and thinking only for plain /imagine.",
+    max_prompt=MAX_PROMPT_CHARS,
+    max_images=MAX_INPUT_IMAGES,
+)
+HELP_FOOTER = t("Results are posted in the channel; only you see error messages.")
 
 
-def help_embed() -> discord.Embed:
-    embed = discord.Embed(title="Wan 2.7 Image Pro", colour=BRAND, description=HELP_TEXT)
-    embed.set_footer(text="Results are posted in the channel; only you see error messages.")
+def help_text(locale: str | None = None) -> str:
+    """The /wan help description in the reader's ``locale`` (English without one)."""
+    lines = "\n".join(render(line, locale) for line in HELP_LINES)
+    return f"{lines}\n\n{render(HELP_LIMITS, locale)}"
+
+
+HELP_TEXT = help_text()  # the English text
+
+
+def help_embed(locale: str | None = None) -> discord.Embed:
+    embed = discord.Embed(title="Wan 2.7 Image Pro", colour=BRAND, description=help_text(locale))
+    embed.set_footer(text=render(HELP_FOOTER, locale))
     return embed

@@ -13,7 +13,9 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot.domain.text import Text
 from bot.errors import UserFacingError
+from bot.i18n.replies import render
 from bot.ui.sink import NO_PINGS
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,20 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
         log.warning("could not tell user %s about an error (%s)", interaction.user.id, exc)
 
 
-def user_message(error: BaseException) -> str | None:
-    """The message for errors we expect; None for bugs."""
+def member_locale(interaction: discord.Interaction) -> str:
+    """The Discord locale of the member's client (``"de"``, ``"pt-BR"``): replies use it."""
+    return interaction.locale.value
+
+
+def user_message(error: BaseException) -> Text | str | None:
+    """The message for errors we expect (a ``Text`` to render, or a plain string not yet
+    translated); None for bugs."""
     if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
         error = error.__cause__ or error
     if isinstance(error, UserFacingError):
-        return error.user_message
+        # A subclass that sets only ``user_message`` (not through __init__) has no ``text``.
+        text: Text | str | None = getattr(error, "text", None)
+        return error.user_message if text is None else text
     if isinstance(error, app_commands.MissingPermissions):
         return "You need the " + ", ".join(error.missing_permissions) + " permission for this."
     if isinstance(error, app_commands.NoPrivateMessage):
@@ -62,9 +72,12 @@ def user_message(error: BaseException) -> str | None:
     return None
 
 
-def error_text(error: BaseException, *, user_id: int, channel_id: int | None) -> str:
-    """What the member is told: the user message of an expected error, else a generic sentence
-    with a short reference that the log carries with the whole exception."""
+def error_text(
+    error: BaseException, *, user_id: int, channel_id: int | None, locale: str | None = None
+) -> str:
+    """What the member is told, in their ``locale`` (English without one): the user message of
+    an expected error, else a generic sentence with a short reference that the log carries with
+    the whole exception."""
     message = user_message(error)
     if message is None:
         ref = secrets.token_hex(3)
@@ -80,11 +93,16 @@ def error_text(error: BaseException, *, user_id: int, channel_id: int | None) ->
             f"Something went wrong on our side (reference `{ref}`). Please try again; if it "
             "keeps happening, tell a server admin and quote the reference."
         )
-    log.info("user %s: %s", user_id, message)
-    return message
+    log.info("user %s: %s", user_id, message)  # a Text logs in English
+    return render(message, locale)
 
 
 async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
     """The tree's, every component's and every form's error handler."""
-    text = error_text(error, user_id=interaction.user.id, channel_id=interaction.channel_id)
+    text = error_text(
+        error,
+        user_id=interaction.user.id,
+        channel_id=interaction.channel_id,
+        locale=member_locale(interaction),
+    )
     await reply_ephemeral(interaction, text)

@@ -1,8 +1,9 @@
-"""The command catalogs (bot/i18n): the template matches the code, every language translates all
-of it within Discord's rules, and whatever is missing falls back to English."""
+"""The catalogs (bot/i18n): the template matches the code (commands and replies), every language
+translates all of it within Discord's rules, and whatever is missing falls back to English."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,19 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot.domain.text import t, tn
 from bot.i18n import rules
 from bot.i18n.catalogs import LOCALES, Catalogs, folder_for, locale_for
-from bot.i18n.extract import build_tree, keys, read, template, update_catalogs, write_template
+from bot.i18n.extract import (
+    build_tree,
+    keys,
+    read,
+    replies,
+    template,
+    update_catalogs,
+    write_template,
+)
+from bot.i18n.replies import render
 from bot.i18n.translator import WanTranslator, catalog_context, collect
 
 REAL = Catalogs()
@@ -185,9 +196,12 @@ def test_placeholders() -> None:
 
 
 async def test_the_template_is_up_to_date_with_the_command_tree() -> None:
-    """A command string added (or changed) in the code without re-extracting fails here."""
+    """A command string or a reply (``t("…")``) added or changed in the code without
+    re-extracting fails here."""
     found = await collect(await build_tree())
-    in_code = set(keys(template(found)))
+    said = replies()
+    assert len(said) >= 40  # validation, quota refusals, /wan help
+    in_code = set(keys(template(found, said)))
     in_pot = set(keys(read(REAL.template_path)))
     assert in_code == in_pot, (
         "bot/i18n/locales/wanbot.pot is stale: run `python -m bot.i18n.extract --update`\n"
@@ -211,16 +225,26 @@ def test_every_catalog_translates_every_template_entry(locale: str) -> None:
         message = po.get(msgid, context=context)
         if message is None:
             problems.append(f"missing: {context} / {msgid!r}")
-        elif message.fuzzy or not message.string:
+        elif message.fuzzy or not all(forms(message.string)):
             problems.append(f"{'fuzzy' if message.fuzzy else 'empty'}: {context} / {msgid!r}")
     assert problems == [], f"{locale}:\n" + "\n".join(problems)
 
 
+def forms(string: Any) -> list[str]:
+    """The translation's forms: one, or one per plural form of a plural entry."""
+    return [str(f) for f in string] if isinstance(string, tuple | list) else [str(string or "")]
+
+
 def translations(locale: str) -> Iterator[tuple[str, str, str]]:
-    """(context, msgid, msgstr) of every translated, non-fuzzy entry of the real catalog."""
+    """(context, msgid, msgstr) of every translated, non-fuzzy entry of the real catalog; a
+    plural entry gives each form (with its English singular as msgid)."""
     for message in real_catalog(locale):
-        if message.id and message.string and not message.fuzzy and message.context:
-            yield message.context, str(message.id), str(message.string)
+        if not (message.id and message.context and not message.fuzzy):
+            continue
+        msgid = message.id[0] if isinstance(message.id, tuple) else message.id
+        for form in forms(message.string):
+            if form:
+                yield message.context, str(msgid), form
 
 
 @pytest.mark.parametrize("locale", sorted(LOCALES))
@@ -288,3 +312,132 @@ async def test_extractor_writes_once_and_update_merges_new_and_removed(tmp_path:
     assert [m.id for m in merged.obsolete.values()] == ["gone-command"]  # kept as #~
     assert set(keys(merged)) == set(keys(read(pot)))
     assert Catalogs(tmp_path).lookup("de", "command name", "imagine") == "bild"
+
+
+# --- replies: what the bot tells a member ------------------------------------------------------
+
+
+def test_the_extractor_finds_every_t_and_tn_call(tmp_path: Path) -> None:
+    """A ``t("…")`` added to the code is a template entry: without a catalog entry for it the
+    template test above fails."""
+    source = tmp_path / "bot" / "feature.py"
+    source.parent.mkdir()
+    source.write_text(
+        "from bot.domain.text import t, tn\n"
+        'A = t("A brand-new reply for {name}", name="x")\n'
+        'B = tn("{count} new thing", "{count} new things", count=2)\n'
+        "C = t(name)  # not a literal: not a catalog entry\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "cogs").mkdir()
+    found = {r.msgid: r for r in replies(tmp_path)}
+    assert set(found) == {"A brand-new reply for {name}", "{count} new thing"}
+    assert found["{count} new thing"].plural == "{count} new things"
+    assert found["A brand-new reply for {name}"].used_by == ["bot/feature.py"]
+    new_keys = set(keys(template([], list(found.values()))))
+    assert ("reply", "A brand-new reply for {name}") in new_keys
+    assert not new_keys & set(keys(read(REAL.template_path)))  # so the template test would fail
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_plural_entries_have_the_languages_number_of_forms(locale: str) -> None:
+    po = real_catalog(locale)
+    plural = [m for m in po if m.id and isinstance(m.id, tuple)]
+    assert plural, "the member queue refusal is a plural entry"
+    for message in plural:
+        assert len(forms(message.string)) == po.num_plurals, (locale, message.id)
+    assert po.num_plurals == (1 if locale in ("ja", "ko", "zh-CN") else 2)
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_every_reply_is_translated_and_names_the_localized_commands(locale: str) -> None:
+    """Replies that mention a slash command use the name the member's client shows."""
+    said = {r.msgid for r in replies()}
+    replied = {msgid: text for context, msgid, text in translations(locale) if context == "reply"}
+    assert said <= set(replied), sorted(said - set(replied))
+    names = {
+        REAL.lookup(locale, "command name", str(m.id)) or str(m.id)
+        for m in read(REAL.template_path)
+        if m.context == "command name"
+    }
+    problems = []
+    for text in replied.values():
+        for mentioned in re.findall(r"(?:^|[\s*(（])/([^\s*`.,;:)（）。，；：、]+)", text):
+            if mentioned not in names:
+                problems.append(f"/{mentioned} in {text!r}")
+    assert problems == [], f"{locale}:\n" + "\n".join(problems)
+
+
+def test_a_reply_renders_in_the_members_language_with_its_numbers() -> None:
+    text = t(
+        "Your prompt is {length} characters; the limit is {limit}. Shorten it and try again.",
+        length=5001,
+        limit=5000,
+    )
+    english = "Your prompt is 5,001 characters; the limit is 5,000. Shorten it and try again."
+    assert text.english() == english
+    assert render(text, "de") == (
+        "Dein Prompt hat 5.001 Zeichen; erlaubt sind 5.000. Kürze ihn und versuch es noch einmal."
+    )
+    assert re.search(r"5\s001", render(text, "fr"))  # French groups with a (narrow) nbsp
+    assert "5,001" in render(text, "ja") and render(text, "ja") != english
+    for no_catalog in ("en-US", "en-GB", "it", None):
+        assert render(text, no_catalog) == english
+    assert render("plain text, not yet a Text", "de") == "plain text, not yet a Text"
+
+
+def test_plural_forms_follow_the_language() -> None:
+    def queue(count: int) -> Any:
+        return tn(
+            "You already have {count} image waiting in line, the most one member may have. "
+            "Wait for it to start, then try again; nothing was charged.",
+            "You already have {count} images waiting in line, the most one member may have. "
+            "Wait for one of them to start, then try again; nothing was charged.",
+            count=count,
+        )
+
+    assert queue(1).english().startswith("You already have 1 image waiting")
+    assert queue(3).english().startswith("You already have 3 images waiting")
+    assert render(queue(1), "de").startswith("Du hast schon 1 Bild in der")
+    assert render(queue(3), "de").startswith("Du hast schon 3 Bilder in der")
+    assert render(queue(1), "ja").startswith("すでに1枚の画像")  # one form for every number
+    assert render(queue(3), "ja").startswith("すでに3枚の画像")
+    assert render(queue(1200), "de").startswith("Du hast schon 1.200 Bilder")
+
+
+def test_a_missing_or_broken_reply_falls_back_to_english(tmp_path: Path) -> None:
+    write_po(
+        tmp_path,
+        "de",
+        entry("reply", "Hello {name}", "Hallo {nom}"),
+        entry("reply", "Bye {name}", "Tschüss {name}", fuzzy=True),
+        entry("reply", "{count} left", "noch {count}"),
+    )
+    catalogs = Catalogs(tmp_path)
+    assert render(t("Hello {name}", name="Ada"), "de", catalogs) == "Hello Ada"  # bad field
+    assert render(t("Bye {name}", name="Ada"), "de", catalogs) == "Bye Ada"  # fuzzy
+    assert render(t("Unknown {name}", name="Ada"), "de", catalogs) == "Unknown Ada"  # missing
+    assert render(t("{count} left", count=2500), "de", catalogs) == "noch 2.500"
+    plural = tn("{count} file", "{count} files", count=2)
+    assert render(plural, "de", catalogs) == "2 files"  # no plural entry: English plural
+
+
+def test_values_are_never_translated_but_nested_texts_are() -> None:
+    prompt = "edits"  # a member's value that happens to be a catalog msgid
+    text = t(
+        "Thinking mode only works for text-to-image, not for {mode}. Turn it off and try again.",
+        mode=prompt,
+    )
+    assert "edits" in render(text, "de")
+    nested = t(
+        "Thinking mode only works for text-to-image, not for {mode}. Turn it off and try again.",
+        mode=t("edits"),
+    )
+    assert "Bearbeitungen" in render(nested, "de")
+    assert nested.english() == text.english()
+
+
+def test_reply_rule() -> None:
+    assert rules.valid_for("reply", "x" * 2000) and not rules.valid_for("reply", "x" * 2001)
+    assert not rules.valid_for("reply", "")
+    assert "reply" in rules.CONTEXTS

@@ -1,0 +1,74 @@
+"""A text a member reads, as a value: its English source (the catalog's msgid) and its values.
+
+Plain Python, no catalogs: the domain says *what* to tell a member (``t("Your prompt is {count}
+characters…", count=n)``), the Discord edge renders it in the member's language
+(``bot.i18n.replies.render``). ``english()`` is the text in English, for logs and for anything
+that stores or compares it.
+
+``t`` and ``tn`` are the keywords ``python -m bot.i18n.extract`` looks for: their first
+arguments must be string literals, with named ``{placeholders}`` only. Values that are numbers
+are formatted for the reader's locale (``5,000`` in English, ``5.000`` in German); a value that
+is a ``Text`` is rendered too; any other value (a member's prompt, a name, a Discord timestamp)
+is inserted verbatim, never translated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+
+COUNT = "count"  # the value that picks the plural form of a ``tn`` text
+
+
+@dataclass(frozen=True)
+class Text:
+    """A member-facing text: ``msgid`` (English, with ``{name}`` fields) and its values.
+
+    ``plural`` is the English plural of a text that depends on ``values["count"]`` (gettext's
+    ``msgid_plural``); None for a text with one form.
+    """
+
+    msgid: str
+    values: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    plural: str | None = None
+
+    def source(self) -> str:
+        """The English source that applies to these values (singular or plural)."""
+        if self.plural is None:
+            return self.msgid
+        return self.msgid if self.values.get(COUNT) == 1 else self.plural
+
+    def english(self) -> str:
+        """The text in English: today's wording, numbers with thousands separators."""
+        values = {name: english_value(value) for name, value in self.values.items()}
+        return self.source().format(**values)
+
+    def __str__(self) -> str:
+        return self.english()
+
+
+def t(msgid: str, /, **values: object) -> Text:
+    """A member-facing text with one form."""
+    return Text(msgid, MappingProxyType(dict(values)))
+
+
+def tn(singular: str, plural: str, /, *, count: int, **values: object) -> Text:
+    """A member-facing text whose wording depends on ``count`` (also a ``{count}`` value)."""
+    return Text(singular, MappingProxyType({COUNT: count, **values}), plural)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def english_value(value: object) -> str:
+    """A value as the English text shows it: ``5,000``, ``1.5``, a nested text in English."""
+    if isinstance(value, Text):
+        return value.english()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float | Decimal):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
