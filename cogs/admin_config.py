@@ -26,6 +26,9 @@ from cogs.admin_group import AdminSubgroup, require_admin, require_owner
 
 AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
 OnOff = Literal["on", "off"]
+# The languages with a catalog (bot.i18n.catalogs.LOCALES) and English; "default" follows the
+# server's Discord language.
+Language = Literal["default", "de", "en-US", "es-ES", "fr", "ja", "ko", "pt-BR", "zh-CN"]
 
 _POSTABLE = (
     discord.ChannelType.text,
@@ -174,6 +177,22 @@ class ConfigCommands(
             "Results are posted as spoilers from now on."
             if state == "on"
             else "Results are posted normally (no spoilers).",
+        )
+
+    # --- language -------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="language", description="The language of results posted in this server's channels"
+    )
+    @app_commands.describe(language="default: the server's Discord language")
+    async def language(self, interaction: discord.Interaction, language: Language) -> None:
+        chosen = None if language == "default" else language
+        await self._change(interaction, lambda c: dataclasses.replace(c, language=chosen))
+        await reply(
+            interaction,
+            f"Results are posted in `{language}` from now on."
+            if chosen is not None
+            else "Results are posted in the server's Discord language from now on.",
         )
 
     # --- blocked words --------------------------------------------------------------------

@@ -44,6 +44,7 @@ def settings_embed(
         name="Resolution", value=f"default {default_text} · maximum {config.max_resolution}"
     )
     embed.add_field(name="Spoilers", value="every result" if config.spoiler else "off")
+    embed.add_field(name="Language", value=config.language or "the server's Discord language")
     embed.add_field(
         name="Blocked",
         value=f"{len(config.blocked_words)} word(s), {len(config.blocked_patterns)} pattern(s)",

@@ -98,6 +98,9 @@ class GuildConfig:
     dms_allowed: bool | None = None  # guild 0 only; None: the ALLOW_DMS setting decides
     alerts_channel_id: int | None = None
     modlog_channel_id: int | None = None  # None: no moderation log
+    # The Discord locale results and other channel posts are written in (``"de"``); None: the
+    # server's own Discord language.
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class GuildConfig:
             "dms_allowed": self.dms_allowed,
             "alerts_channel_id": self.alerts_channel_id,
             "modlog_channel_id": self.modlog_channel_id,
+            "language": self.language,
         }
 
     def to_json(self) -> str:
@@ -149,6 +153,12 @@ class GuildConfig:
                 raise ValueError(f"{key} is not an id")
             return value
 
+        def text(key: str) -> str | None:
+            value = d.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{key} is not text")
+            return value
+
         default_res = d.get("default_resolution")
         return GuildConfig(
             allowed_channels=ids("allowed_channels"),
@@ -160,6 +170,7 @@ class GuildConfig:
             dms_allowed=flag("dms_allowed", None),
             alerts_channel_id=channel("alerts_channel_id"),
             modlog_channel_id=channel("modlog_channel_id"),
+            language=text("language"),
         )
 
     @staticmethod

@@ -21,8 +21,10 @@ from typing import Any, Self
 import discord
 
 from bot.domain.models import GenerationRequest, Job
+from bot.domain.text import Text, t
 from bot.domain.validation import MAX_PROMPT_CHARS, upscale_refusal
 from bot.errors import InvalidInput
+from bot.i18n.replies import render
 from bot.services import Services
 from bot.ui import cancel, embeds, settings
 from bot.ui.errors import handle_error
@@ -31,6 +33,7 @@ from bot.ui.presses import JOB, PREFIX, guarded, job_here, services_of
 from bot.ui.private import is_private, press_door
 from bot.ui.result_messages import delete_result, result_image_url
 from bot.ui.sink import NO_PINGS
+from bot.ui.target import job_locale
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +52,18 @@ class Action(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class _Look:
-    label: str
+    label: Text
     emoji: str
     style: discord.ButtonStyle
 
 
 _LOOKS = {
-    Action.REROLL: _Look("Reroll", "🎲", discord.ButtonStyle.secondary),
-    Action.UPSCALE: _Look("Upscale 4K", "⬆️", discord.ButtonStyle.secondary),
-    Action.VARY: _Look("Vary", "✨", discord.ButtonStyle.secondary),
-    Action.EDIT: _Look("Edit", "✏️", discord.ButtonStyle.secondary),
-    Action.INFO: _Look("Info", "ℹ️", discord.ButtonStyle.secondary),
-    Action.DELETE: _Look("Delete", "🗑️", discord.ButtonStyle.danger),
+    Action.REROLL: _Look(t("Reroll"), "🎲", discord.ButtonStyle.secondary),
+    Action.UPSCALE: _Look(t("Upscale 4K"), "⬆️", discord.ButtonStyle.secondary),
+    Action.VARY: _Look(t("Vary"), "✨", discord.ButtonStyle.secondary),
+    Action.EDIT: _Look(t("Edit"), "✏️", discord.ButtonStyle.secondary),
+    Action.INFO: _Look(t("Info"), "ℹ️", discord.ButtonStyle.secondary),
+    Action.DELETE: _Look(t("Delete"), "🗑️", discord.ButtonStyle.danger),
 }
 
 
@@ -83,11 +86,18 @@ class ResultButton(
     ),
 ):
     def __init__(
-        self, action: Action, job_id: str, image: int | None = None, *, row: int | None = None
+        self,
+        action: Action,
+        job_id: str,
+        image: int | None = None,
+        *,
+        row: int | None = None,
+        locale: str | None = None,
     ) -> None:
         look = _LOOKS[action]
         # Per-image buttons on multi-image results are "Vary 2", "Edit 2", ...
-        label = look.label if image is None else f"{look.label} {image}"
+        name = render(look.label, locale)
+        label = name if image is None else f"{name} {image}"
         super().__init__(
             discord.ui.Button(
                 label=label,
@@ -141,17 +151,33 @@ class ImagePicker(
 ):
     """A menu "Vary image k" / "Edit image k" for results with more images than fit as buttons."""
 
-    def __init__(self, action: Action, job_id: str, count: int, *, row: int | None = None) -> None:
+    def __init__(
+        self,
+        action: Action,
+        job_id: str,
+        count: int,
+        *,
+        row: int | None = None,
+        locale: str | None = None,
+    ) -> None:
         look = _LOOKS[action]
-        verb = "Vary" if action is Action.VARY else "Edit"
+        vary = action is Action.VARY
+        which = t("Vary one of the images…") if vary else t("Edit one of the images…")
+        options = [
+            discord.SelectOption(
+                label=render(
+                    t("Vary image {k}", k=k) if vary else t("Edit image {k}", k=k), locale
+                ),
+                value=str(k),
+                emoji=look.emoji,
+            )
+            for k in range(1, max(1, min(count, 25)) + 1)
+        ]
         super().__init__(
             discord.ui.Select(
                 custom_id=picker_id(action, job_id),
-                placeholder=f"{look.emoji} {verb} one of the images…",
-                options=[
-                    discord.SelectOption(label=f"{verb} image {k}", value=str(k), emoji=look.emoji)
-                    for k in range(1, max(1, min(count, 25)) + 1)
-                ],
+                placeholder=f"{look.emoji} {render(which, locale)}",
+                options=options,
             ),
             row=row,
         )
@@ -221,35 +247,41 @@ class EditForm(discord.ui.Modal):
 
 
 def result_view(job: Job, image_count: int) -> discord.ui.View | None:
-    """The controls under the last message of a result."""
+    """The controls under the last message of a result, labelled in the job's channel language
+    (its target's locale)."""
     view = discord.ui.View(timeout=None)
+    locale = job_locale(job)
+
+    def button(action: Action, image: int | None = None, *, row: int) -> ResultButton:
+        return ResultButton(action, jid, image, row=row, locale=locale)
+
     jid = job.id
     upscale = upscale_refusal(job.request) is None  # the rule GenerationService.upscale applies
     if image_count == 1:
         # Row 0 makes something new, row 1 is about this result.
-        view.add_item(ResultButton(Action.REROLL, jid, row=0))
-        view.add_item(ResultButton(Action.VARY, jid, row=0))  # no image number: the only one
-        view.add_item(ResultButton(Action.EDIT, jid, row=0))
+        view.add_item(button(Action.REROLL, row=0))
+        view.add_item(button(Action.VARY, row=0))  # no image number: the only one
+        view.add_item(button(Action.EDIT, row=0))
         if upscale:
-            view.add_item(ResultButton(Action.UPSCALE, jid, row=0))
-        view.add_item(ResultButton(Action.INFO, jid, row=1))
-        view.add_item(ResultButton(Action.DELETE, jid, row=1))
+            view.add_item(button(Action.UPSCALE, row=0))
+        view.add_item(button(Action.INFO, row=1))
+        view.add_item(button(Action.DELETE, row=1))
         return view
-    view.add_item(ResultButton(Action.REROLL, jid, row=0))
+    view.add_item(button(Action.REROLL, row=0))
     if upscale:
-        view.add_item(ResultButton(Action.UPSCALE, jid, row=0))
-    view.add_item(ResultButton(Action.INFO, jid, row=0))
-    view.add_item(ResultButton(Action.DELETE, jid, row=0))
+        view.add_item(button(Action.UPSCALE, row=0))
+    view.add_item(button(Action.INFO, row=0))
+    view.add_item(button(Action.DELETE, row=0))
     if image_count <= 0:
         return view
     if image_count <= PER_IMAGE_BUTTONS_MAX:
         for k in range(1, image_count + 1):
-            view.add_item(ResultButton(Action.VARY, jid, k, row=1))
+            view.add_item(button(Action.VARY, k, row=1))
         for k in range(1, image_count + 1):
-            view.add_item(ResultButton(Action.EDIT, jid, k, row=2))
+            view.add_item(button(Action.EDIT, k, row=2))
     else:
-        view.add_item(ImagePicker(Action.VARY, jid, image_count, row=1))
-        view.add_item(ImagePicker(Action.EDIT, jid, image_count, row=2))
+        view.add_item(ImagePicker(Action.VARY, jid, image_count, row=1, locale=locale))
+        view.add_item(ImagePicker(Action.EDIT, jid, image_count, row=2, locale=locale))
     return view
 
 

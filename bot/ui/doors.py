@@ -56,6 +56,9 @@ class Origin:
     # The Discord locale replies are written in: the member's client (interactions), else the
     # server's preferred locale (mentions); None reads English.
     locale: str | None = None
+    # The server's Discord language (interaction.guild_locale, guild.preferred_locale): what
+    # posts in its channels use unless its admins chose one (``/wan-admin config language``).
+    guild_locale: str | None = None
 
     @property
     def in_dm(self) -> bool:
@@ -116,6 +119,7 @@ class InteractionDoor:
             interaction_token=interaction.token,
             interaction_at=interaction.created_at.timestamp(),
             locale=member_locale(interaction),
+            guild_locale=interaction.guild_locale.value if interaction.guild_locale else None,
         )
 
     async def acknowledge(self) -> None:
@@ -168,6 +172,7 @@ class MessageDoor:
             upload_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT,
             reply_to_message_id=message.id,
             locale=guild.preferred_locale.value if guild is not None else None,
+            guild_locale=guild.preferred_locale.value if guild is not None else None,
         )
 
     async def acknowledge(self) -> None:

@@ -31,6 +31,21 @@ MODE_TITLES = {
 }
 
 
+# The same names as they head a result, in the channel's language (MODE_TITLES stay English for
+# the status messages, which are not translated yet).
+MODE_NAMES = {
+    Mode.TEXT_TO_IMAGE: t("Imagine"),
+    Mode.EDIT: t("Edit"),
+    Mode.IMAGE_SET: t("Image set"),
+}
+REQUESTED_BY = t("Requested by")
+SEED = t("Seed")
+SIZE = t("Size")
+TOOK = t("Took")
+NOTE = t("Note")
+COMPRESSED = t("Some images were compressed to fit this server's upload limit.")
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -123,26 +138,29 @@ def cancelled_embed(job: Job, by: int | None) -> discord.Embed:
 
 
 def result_embed(
-    job: Job, images: Sequence[ResultImage], *, part: int = 1, parts: int = 1
+    job: Job,
+    images: Sequence[ResultImage],
+    *,
+    part: int = 1,
+    parts: int = 1,
+    locale: str | None = None,
 ) -> discord.Embed:
-    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]} ✓", colour=OK)
+    """A result message's embed, in ``locale`` (the job's channel language; None: English). The
+    footer stays as it is in every language: crash recovery looks for it."""
+    title = render(MODE_NAMES[job.request.mode], locale)
+    embed = discord.Embed(title=f"{title} ✓", colour=OK)
     embed.description = safe_prompt(job.request.prompt)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name=render(REQUESTED_BY, locale), value=f"<@{job.user_id}>", inline=True)
     if job.request.seed is not None:
-        embed.add_field(name="Seed", value=str(job.request.seed), inline=True)
+        embed.add_field(name=render(SEED, locale), value=str(job.request.seed), inline=True)
     if images:
         sizes = sorted({f"{i.width}×{i.height}" for i in images})
-        embed.add_field(name="Size", value=", ".join(sizes), inline=True)
+        embed.add_field(name=render(SIZE, locale), value=", ".join(sizes), inline=True)
     if job.submitted_at and job.finished_at:
-        embed.add_field(
-            name="Took", value=f"{max(0.0, job.finished_at - job.submitted_at):.0f} s", inline=True
-        )
+        took = f"{max(0.0, job.finished_at - job.submitted_at):.0f} s"
+        embed.add_field(name=render(TOOK, locale), value=took, inline=True)
     if any(i.reencoded for i in images):
-        embed.add_field(
-            name="Note",
-            value="Some images were compressed to fit this server's upload limit.",
-            inline=False,
-        )
+        embed.add_field(name=render(NOTE, locale), value=render(COMPRESSED, locale), inline=False)
     embed.set_footer(text=result_footer(job, part, parts))
     return embed
 

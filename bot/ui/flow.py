@@ -30,7 +30,7 @@ from bot.ui import embeds
 from bot.ui.doors import Door, Origin
 from bot.ui.inputs import Candidate, precheck, verify
 from bot.ui.private import PrivateDoor, private_door
-from bot.ui.target import DiscordTarget
+from bot.ui.target import DiscordTarget, supported
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ async def begin_job(
             notes=personal.notes,
             parent_job_id=parent_job_id,
             spoiler=config.spoiler,
+            locale=channel_locale(door.origin, config),
         )
     except Exception:
         if isinstance(door, PrivateDoor):
@@ -120,6 +121,7 @@ async def _start(
     notes: Sequence[str],
     parent_job_id: str | None,
     spoiler: bool,
+    locale: str | None,
 ) -> Job:
     """After the status message: notes, input downloads, submit."""
     if notes:
@@ -133,7 +135,7 @@ async def _start(
     if isinstance(door, PrivateDoor):
         target = door.target(status_id, spoiler=spoiler)
     else:
-        target = _target(door.origin, status_id, spoiler=spoiler)
+        target = _target(door.origin, status_id, spoiler=spoiler, locale=locale)
     # From here on the engine's progress updates keep the status message current.
     return await services.generation.submit(
         request,
@@ -177,7 +179,16 @@ def _apply_rules(
         raise
 
 
-def _target(origin: Origin, status_id: int, *, spoiler: bool) -> DiscordTarget:
+def channel_locale(origin: Origin, config: GuildConfig) -> str | None:
+    """The language of a job's posts in a channel, decided once when the job is made: the
+    server's setting, else the server's Discord language, else English (None); in a DM the
+    member's own. A private result (``PrivateDoor.target``) uses the member's language."""
+    if origin.in_dm:
+        return supported(origin.locale)
+    return supported(config.language or origin.guild_locale)
+
+
+def _target(origin: Origin, status_id: int, *, spoiler: bool, locale: str | None) -> DiscordTarget:
     return DiscordTarget(
         channel_id=origin.channel_id,
         user_id=origin.user_id,
@@ -189,4 +200,5 @@ def _target(origin: Origin, status_id: int, *, spoiler: bool) -> DiscordTarget:
         reply_to_message_id=origin.reply_to_message_id,
         upload_limit=origin.upload_limit,
         spoiler=spoiler,
+        locale=locale,
     )

@@ -30,7 +30,7 @@ from bot.errors import InvalidInput
 from bot.ui.doors import Door, InteractionDoor, MessageDoor, Origin
 from bot.ui.result_messages import discord_target
 from bot.ui.sink import CANNOT_DM, NO_PINGS
-from bot.ui.target import DEFAULT_UPLOAD_LIMIT, DiscordTarget
+from bot.ui.target import DEFAULT_UPLOAD_LIMIT, DiscordTarget, supported
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ class PrivateDoor:
             origin_channel_id=self.origin.channel_id,
             origin_parent_id=self.origin.parent_channel_id,
             origin_role_ids=self.origin.role_ids,
+            locale=supported(self.origin.locale),  # the member's own language
         )
 
 

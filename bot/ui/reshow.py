@@ -24,7 +24,7 @@ from bot.ui.flow import check_door
 from bot.ui.presses import answers_here
 from bot.ui.result_messages import discord_target
 from bot.ui.sink import FILE_TOO_LARGE, NO_PINGS, ViewFactory, split_parts
-from bot.ui.target import message_link
+from bot.ui.target import job_locale, message_link
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,9 @@ async def _post(
     first = 0
     for number, part in enumerate(parts, start=1):
         kwargs: dict[str, Any] = {
-            "embed": embeds.result_embed(job, part, part=number, parts=len(parts)),
+            "embed": embeds.result_embed(
+                job, part, part=number, parts=len(parts), locale=job_locale(job)
+            ),
             "files": [
                 discord.File(io.BytesIO(i.data), filename=i.filename, spoiler=spoiler) for i in part
             ],

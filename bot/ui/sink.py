@@ -191,7 +191,7 @@ class DiscordSink:
         number: int,
         parts: int,
     ) -> int:
-        embed = embeds.result_embed(job, images, part=number, parts=parts)
+        embed = embeds.result_embed(job, images, part=number, parts=parts, locale=target.locale)
         last = number == parts
         view = self.view_factory(job, len(job.result_urls)) if last and self.view_factory else None
         reference = None

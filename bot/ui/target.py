@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.models import Job, Target
+from bot.i18n.catalogs import LOCALES
 
 KIND = "discord"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -20,6 +21,19 @@ _UNSET: dict[str, object] = {"private": False, "origin_role_ids": ()}
 def message_link(guild_id: int | None, channel_id: int, message_id: int) -> str:
     """A message's jump link (``@me`` for DMs)."""
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def supported(locale: str | None) -> str | None:
+    """``locale`` when it has a catalog, else None: English, stored as nothing."""
+    return locale if locale in LOCALES else None
+
+
+def job_locale(job: Job) -> str | None:
+    """The language a job's posts are written in (its target's), None for English."""
+    try:
+        return DiscordTarget.of(job).locale
+    except (ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +55,9 @@ class DiscordTarget:
     origin_channel_id: int | None = None
     origin_parent_id: int | None = None  # the channel the origin thread lives in
     origin_role_ids: tuple[int, ...] = ()
+    # The Discord locale the job's posts (its result) are written in, decided when the job was
+    # made (``channel_locale``); None reads English, so English targets stay as they were.
+    locale: str | None = None
 
     def token_valid(self, now: float) -> bool:
         return (
