@@ -121,12 +121,7 @@ class Catalogs:
         translated = self.lookup(locale, context, msgid)
         if not values:
             return msgid if translated is None else translated
-        if translated is not None:
-            try:
-                return translated.format(**values)
-            except (KeyError, IndexError, ValueError):
-                log.warning("catalog %s: bad placeholders in %r (%s)", locale, msgid, context)
-        return msgid.format(**values)
+        return fill(translated, msgid, values, where=f"catalog {locale} ({context})")
 
     def _read(self, locale: str) -> Catalog | None:
         path = self.path(locale)
@@ -140,6 +135,18 @@ class Catalogs:
         except (OSError, ValueError, LookupError, PoFileError) as exc:  # babel <2.15: IndexError
             log.error("catalog %s cannot be read (%s): commands stay in English there", path, exc)
         return None
+
+
+def fill(translated: str | None, source: str, values: Mapping[str, Any], *, where: str) -> str:
+    """``translated`` with its ``{name}`` fields filled; the English ``source`` when there is no
+    translation, or when its fields do not match (a catalog mistake the tests catch: the reply
+    still goes out, in English)."""
+    if translated is not None:
+        try:
+            return translated.format(**values)
+        except (KeyError, IndexError, ValueError):
+            log.warning("%s: bad placeholders in %r", where, source)
+    return source.format(**values)
 
 
 _shared: Catalogs | None = None

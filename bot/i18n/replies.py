@@ -7,15 +7,11 @@ as it is: prompts are never translated.
 
 from __future__ import annotations
 
-import logging
-
 from babel.numbers import format_decimal
 
 from bot.domain.text import Text, english_value, is_number
 from bot.i18n import rules
-from bot.i18n.catalogs import Catalogs, shared
-
-log = logging.getLogger(__name__)
+from bot.i18n.catalogs import Catalogs, fill, shared
 
 FRACTION = "#,##0.##"  # credits and other non-whole numbers: at most two decimals, as in English
 
@@ -31,12 +27,7 @@ def render(message: Text | str, locale: str | None, catalogs: Catalogs | None = 
         return message.english()
     values = {name: _value(v, locale, folder, catalogs) for name, v in message.values.items()}
     translated = _lookup(message, locale, catalogs)
-    if translated is not None:
-        try:
-            return translated.format(**values)
-        except (KeyError, IndexError, ValueError):
-            log.warning("catalog %s: bad placeholders in %r (reply)", locale, message.msgid)
-    return message.source().format(**values)
+    return fill(translated, message.source(), values, where=f"catalog {locale} (reply)")
 
 
 def _lookup(message: Text, locale: str, catalogs: Catalogs) -> str | None:
