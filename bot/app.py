@@ -16,6 +16,7 @@ import discord.http
 from discord import app_commands
 from discord.ext import commands
 
+from bot.domain.text import Text
 from bot.i18n.translator import WanTranslator
 from bot.jobs.delivery import FileSink
 from bot.jobs.engine import RESTARTING_MESSAGE, EngineConfig
@@ -26,6 +27,7 @@ from bot.settings import Settings
 from bot.ui import components, history, modlog
 from bot.ui.cancel import cancel_view
 from bot.ui.errors import handle_error
+from bot.ui.language import for_member, in_server_language
 from bot.ui.sink import NO_PINGS, DiscordSink
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,9 @@ class WanTree(app_commands.CommandTree["WanBot"]):
         if interaction.type is discord.InteractionType.application_command:
             try:
                 await interaction.response.send_message(
-                    RESTARTING_MESSAGE, ephemeral=True, allowed_mentions=NO_PINGS
+                    for_member(interaction, RESTARTING_MESSAGE),
+                    ephemeral=True,
+                    allowed_mentions=NO_PINGS,
                 )
             except discord.HTTPException as exc:
                 log.warning("restart notice to user %s failed: %s", interaction.user.id, exc)
@@ -152,18 +156,24 @@ class WanBot(commands.AutoShardedBot):
             return [c.to_dict(self.tree) for c in commands]
         return [await c.get_translated_payload(self.tree, translator) for c in commands]
 
-    async def post_alert(self, topic: str, message: str) -> None:
+    async def post_alert(self, topic: str, message: Text) -> None:
         """Alerts (credits, the field map) go to every server's alerts channel: the crun account
-        and the model are shared. ``topic`` says what the alert is about, for the log."""
+        and the model are shared. Each server reads it in its language (the admins' choice, else
+        its Discord language); ``topic`` says what the alert is about, for the log (English)."""
         if self.services is None:
             return
-        for guild_id, channel_id in await self.services.admin.alert_channels():
+        admin = self.services.admin
+        for guild_id, channel_id in await admin.alert_channels():
+            configured = (await admin.config(guild_id)).language
+            guild = self.get_guild(guild_id)  # None when not cached: the admins' choice or English
+            discord_locale = guild.preferred_locale if guild else None
+            shown = in_server_language(message, configured, discord_locale)
             channel = self.get_partial_messageable(channel_id, guild_id=guild_id)
             try:
-                await channel.send(message, allowed_mentions=NO_PINGS)
+                await channel.send(shown, allowed_mentions=NO_PINGS)
             except discord.HTTPException as exc:
                 log.warning("alert to channel %s failed: %s", channel_id, exc)
-        log.warning("alert (%s) posted: %s", topic, message)
+        log.warning("alert (%s) posted: %s", topic, message.english())
 
     def shard_states(self) -> dict[int, bool]:
         """For /healthz and /metrics: each shard this process owns -> connected, i.e. the bot

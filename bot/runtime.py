@@ -10,6 +10,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from bot.domain.text import Text
 from bot.jobs.background import TaskGroup
 from bot.jobs.credits import Alert, CreditMonitor
 from bot.jobs.delivery import DeliverySink
@@ -53,8 +54,9 @@ log = logging.getLogger(__name__)
 WAKE_CHANNEL = "wanbot_wake"
 
 
-async def _log_alert(topic: str, message: str) -> None:
-    log.warning("alert (%s): %s", topic, message)
+async def _log_alert(topic: str, message: Text) -> None:
+    """Where alerts go without Discord (the CLI): the log, in English."""
+    log.warning("alert (%s): %s", topic, message.english())
 
 
 # Builds a delivery sink once the runtime's stores are open (the Discord sink saves receipts).

@@ -1,6 +1,8 @@
 """Usage reports for admins: a text table of top spenders and a small bar chart of daily spend.
 
-Pillow draws the chart in a worker thread; the table is plain text for a code block.
+Pillow draws the chart in a worker thread; the table is plain text for a code block. The chart's
+few words stay English (Pillow's default font has no CJK glyphs); the table's words are
+rendered by the caller for the reader.
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.domain.quota import fmt_credits
+from bot.domain.text import Text, t
 
 CHART_SIZE = (720, 300)
 _BG = (32, 34, 37)
@@ -21,18 +24,29 @@ _TEXT = (220, 221, 222)
 _GRID = (64, 68, 75)
 
 
-def top_table(rows: Sequence[tuple[str, float, int]], *, width: int = 24) -> str:
+# The table's words; the caller renders them for the reader (``say``), English by default.
+MEMBER = t("member")
+CREDITS = t("credits")
+JOBS = t("jobs")
+TOTAL = t("total (shown)")
+NO_USAGE = t("no usage in this period")
+
+
+def top_table(
+    rows: Sequence[tuple[str, float, int]],
+    *,
+    width: int = 24,
+    say: Callable[[Text], str] = Text.english,
+) -> str:
     """(name, credits, jobs) rows as an aligned table for a Discord code block."""
     if not rows:
-        return "no usage in this period"
-    lines = [f"{'member':<{width}} {'credits':>10} {'jobs':>6}"]
+        return say(NO_USAGE)
+    lines = [f"{say(MEMBER):<{width}} {say(CREDITS):>10} {say(JOBS):>6}"]
     for name, credits, jobs in rows:
         shown = name if len(name) <= width else name[: width - 1] + "…"
         lines.append(f"{shown:<{width}} {fmt_credits(credits):>10} {jobs:>6}")
     total = sum(c for _, c, _ in rows)
-    lines.append(
-        f"{'total (shown)':<{width}} {fmt_credits(total):>10} {sum(j for *_, j in rows):>6}"
-    )
+    lines.append(f"{say(TOTAL):<{width}} {fmt_credits(total):>10} {sum(j for *_, j in rows):>6}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 Discord nests commands at most two levels below the top (``/wan-admin config show``), so the
 settings are flat subcommands named noun-first (``channels-add``, ``blocked-words-list``) to sort
-together in the command picker. Every reply is private.
+together in the command picker. Every reply is private and in the language of the admin who
+ran the command (the sentences: cogs/admin_config_texts.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from discord import app_commands
 from bot.domain import config as rules
 from bot.domain.config import GuildConfig
 from bot.domain.models import Resolution
-from bot.domain.modlog import LINES_PER_WINDOW
-from bot.domain.validation import DEFAULT_RESOLUTION
+from bot.domain.text import t, tn
 from bot.errors import InvalidInput
 from bot.ui.sink import NO_PINGS
-from cogs.admin_config_view import channels_text, reply, reply_long, settings_embed
+from cogs import admin_config_texts as texts
+from cogs.admin_config_view import reply, reply_long, settings_embed
 from cogs.admin_group import AdminSubgroup, require_admin, require_owner
 
 AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
@@ -62,7 +63,10 @@ class ConfigCommands(
         bot_wide = await self.services.admin.bot_wide_config()
         await interaction.response.send_message(
             embed=settings_embed(
-                config, bot_wide, allow_dms_default=self.services.admin.allow_dms_default
+                interaction,
+                config,
+                bot_wide,
+                allow_dms_default=self.services.admin.allow_dms_default,
             ),
             ephemeral=True,
             allowed_mentions=NO_PINGS,
@@ -76,7 +80,7 @@ class ConfigCommands(
     @app_commands.describe(channel="Once any channel is added, only listed channels work")
     async def channels_add(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
         if channel.type not in _POSTABLE:
-            raise InvalidInput("Pick a channel members can post in, not a category.")
+            raise InvalidInput(t("Pick a channel members can post in, not a category."))
         before, after = await self._change(
             interaction,
             lambda c: (
@@ -85,12 +89,8 @@ class ConfigCommands(
                 else dataclasses.replace(c, allowed_channels=(*c.allowed_channels, channel.id))
             ),
         )
-        already = " was already on the list" if before == after else " was added"
-        await reply(
-            interaction,
-            f"{channel.mention}{already}. Image generation works only in "
-            f"{channels_text(after.allowed_channels)}; elsewhere members are told where to go.",
-        )
+        already = before == after
+        await reply(interaction, texts.channel_added(channel.mention, after, already=already))
 
     @app_commands.command(name="channels-remove", description="Stop allowing a listed channel")
     async def channels_remove(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
@@ -101,24 +101,13 @@ class ConfigCommands(
             ),
         )
         if before == after:
-            raise InvalidInput(f"{channel.mention} is not on the list.")
-        if not after.allowed_channels:
-            await reply(
-                interaction,
-                f"{channel.mention} was removed. The list is empty now, so image generation "
-                "works in **every** channel.",
-            )
-            return
-        await reply(
-            interaction,
-            f"{channel.mention} was removed. Image generation works only in "
-            f"{channels_text(after.allowed_channels)}.",
-        )
+            raise InvalidInput(t("{channel} is not on the list.", channel=channel.mention))
+        await reply(interaction, texts.channel_removed(channel.mention, after))
 
     @app_commands.command(name="channels-clear", description="Allow image generation everywhere")
     async def channels_clear(self, interaction: discord.Interaction) -> None:
         await self._change(interaction, lambda c: dataclasses.replace(c, allowed_channels=()))
-        await reply(interaction, "Image generation works in every channel again.")
+        await reply(interaction, t("Image generation works in every channel again."))
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -135,19 +124,16 @@ class ConfigCommands(
         def change(c: GuildConfig) -> GuildConfig:
             if chosen is not None and rules.clamp_resolution(chosen, c.max_resolution) != chosen:
                 raise InvalidInput(
-                    f"This server's maximum is {c.max_resolution}. Choose that or lower, or "
-                    "raise the maximum first with `/wan-admin config resolution-max`."
+                    t(
+                        "This server's maximum is {maximum}. Choose that or lower, or raise the "
+                        "maximum first with `/wan-admin config resolution-max`.",
+                        maximum=c.max_resolution.value,
+                    )
                 )
             return dataclasses.replace(c, default_resolution=chosen)
 
         await self._change(interaction, change)
-        if chosen is None:
-            text = f"Requests without a resolution use the model default ({DEFAULT_RESOLUTION})."
-        else:
-            text = f"Requests without a resolution use {chosen}."
-            if chosen is Resolution.R4K:
-                text += " Edits and image sets use 2K, their maximum."
-        await reply(interaction, text)
+        await reply(interaction, texts.default_resolution_set(chosen))
 
     @app_commands.command(name="resolution-max", description="The highest resolution allowed")
     async def resolution_max(
@@ -162,10 +148,10 @@ class ConfigCommands(
             return dataclasses.replace(c, max_resolution=limit, default_resolution=default)
 
         before, after = await self._change(interaction, change)
-        text = f"Members can ask for at most {limit}; larger requests are refused with a reason."
-        if before.default_resolution != after.default_resolution:
-            text += f" The default resolution was lowered to {after.default_resolution}."
-        await reply(interaction, text)
+        lowered = after.default_resolution
+        if before.default_resolution == lowered:
+            lowered = None
+        await reply(interaction, texts.max_resolution_set(limit, lowered))
 
     # --- spoilers -------------------------------------------------------------------------
 
@@ -174,9 +160,9 @@ class ConfigCommands(
         await self._change(interaction, lambda c: dataclasses.replace(c, spoiler=state == "on"))
         await reply(
             interaction,
-            "Results are posted as spoilers from now on."
+            t("Results are posted as spoilers from now on.")
             if state == "on"
-            else "Results are posted normally (no spoilers).",
+            else t("Results are posted normally (no spoilers)."),
         )
 
     # --- language -------------------------------------------------------------------------
@@ -190,9 +176,9 @@ class ConfigCommands(
         await self._change(interaction, lambda c: dataclasses.replace(c, language=chosen))
         await reply(
             interaction,
-            f"Results are posted in `{language}` from now on."
+            t("Results are posted in `{language}` from now on.", language=language)
             if chosen is not None
-            else "Results are posted in the server's Discord language from now on.",
+            else t("Results are posted in the server's Discord language from now on."),
         )
 
     # --- blocked words --------------------------------------------------------------------
@@ -206,20 +192,13 @@ class ConfigCommands(
     ) -> None:
         wanted = rules.split_words(words)
         if not wanted:
-            raise InvalidInput("Give one or more words, separated by commas.")
+            raise InvalidInput(t("Give one or more words, separated by commas."))
         before, after = await self._change(
             interaction, lambda c: rules.add_blocked_words(c, wanted)
         )
         added = len(after.blocked_words) - len(before.blocked_words)
-        skipped = len(wanted) - added
-        text = f"Blocked {added} word{'s' if added != 1 else ''}"
-        if skipped:
-            text += f" ({skipped} already blocked)"
-        text += (
-            f". This server blocks {len(after.blocked_words)} in all. Matching ignores case, "
-            "accents, hidden characters and common disguises (b@d, b a d)."
-        )
-        await reply(interaction, text)
+        total = len(after.blocked_words)
+        await reply(interaction, texts.words_added(added, len(wanted) - added, total))
 
     @app_commands.command(name="blocked-words-remove", description="Allow these words again")
     async def blocked_words_remove(
@@ -231,11 +210,15 @@ class ConfigCommands(
         )
         removed = len(before.blocked_words) - len(after.blocked_words)
         if not removed:
-            raise InvalidInput("None of those words are blocked here.")
+            raise InvalidInput(t("None of those words are blocked here."))
         await reply(
             interaction,
-            f"Removed {removed} word{'s' if removed != 1 else ''}; "
-            f"{len(after.blocked_words)} still blocked.",
+            tn(
+                "Removed {count} word; {total} still blocked.",
+                "Removed {count} words; {total} still blocked.",
+                count=removed,
+                total=len(after.blocked_words),
+            ),
         )
 
     @app_commands.command(name="blocked-words-list", description="The words blocked here")
@@ -243,11 +226,10 @@ class ConfigCommands(
         guild_id = require_admin(interaction, self.services.owner_ids)
         words = (await self.services.admin.config(guild_id)).blocked_words
         if not words:
-            await reply(interaction, "No words are blocked here.")
+            await reply(interaction, t("No words are blocked here."))
             return
-        await reply_long(
-            interaction, f"Blocked words ({len(words)})", ", ".join(words), "blocked-words.txt"
-        )
+        title = t("Blocked words ({count})", count=len(words))
+        await reply_long(interaction, title, ", ".join(words), "blocked-words.txt")
 
     # --- blocked patterns -----------------------------------------------------------------
 
@@ -264,11 +246,15 @@ class ConfigCommands(
             interaction, lambda c: rules.add_blocked_patterns(c, pattern)
         )
         if before == after:
-            raise InvalidInput("That pattern is already on the list.")
+            raise InvalidInput(t("That pattern is already on the list."))
         await reply(
             interaction,
-            f"Added; {len(after.blocked_patterns)} pattern(s) in all. Matching ignores case; "
-            f"`*` and `+` match at most {rules.REPEAT_CAP} characters.",
+            t(
+                "Added; {count} pattern(s) in all. Matching ignores case; `*` and `+` match at "
+                "most {limit} characters.",
+                count=len(after.blocked_patterns),
+                limit=rules.REPEAT_CAP,
+            ),
         )
 
     @app_commands.command(name="blocked-patterns-remove", description="Remove a blocked pattern")
@@ -281,24 +267,23 @@ class ConfigCommands(
         )
         if before == after:
             raise InvalidInput(
-                "That pattern is not on the list. Copy it exactly from "
-                "`/wan-admin config blocked-patterns-list`."
+                t(
+                    "That pattern is not on the list. Copy it exactly from "
+                    "`/wan-admin config blocked-patterns-list`."
+                )
             )
-        await reply(interaction, f"Removed; {len(after.blocked_patterns)} pattern(s) left.")
+        left = len(after.blocked_patterns)
+        await reply(interaction, t("Removed; {count} pattern(s) left.", count=left))
 
     @app_commands.command(name="blocked-patterns-list", description="The patterns blocked here")
     async def blocked_patterns_list(self, interaction: discord.Interaction) -> None:
         guild_id = require_admin(interaction, self.services.owner_ids)
         patterns = (await self.services.admin.config(guild_id)).blocked_patterns
         if not patterns:
-            await reply(interaction, "No patterns are blocked here.")
+            await reply(interaction, t("No patterns are blocked here."))
             return
-        await reply_long(
-            interaction,
-            f"Blocked patterns ({len(patterns)})",
-            "\n".join(patterns),
-            "blocked-patterns.txt",
-        )
+        title = t("Blocked patterns ({count})", count=len(patterns))
+        await reply_long(interaction, title, "\n".join(patterns), "blocked-patterns.txt")
 
     # --- alerts ---------------------------------------------------------------------------
 
@@ -309,19 +294,22 @@ class ConfigCommands(
         self, interaction: discord.Interaction, channel: app_commands.AppCommandChannel
     ) -> None:
         if channel.type not in (discord.ChannelType.text, discord.ChannelType.news):
-            raise InvalidInput("Pick a text channel for alerts.")
+            raise InvalidInput(t("Pick a text channel for alerts."))
         await self._change(
             interaction, lambda c: dataclasses.replace(c, alerts_channel_id=channel.id)
         )
         await reply(
             interaction,
-            f"Alerts go to {channel.mention}. Make sure I can send messages there.",
+            t(
+                "Alerts go to {channel}. Make sure I can send messages there.",
+                channel=channel.mention,
+            ),
         )
 
     @app_commands.command(name="alerts-channel-clear", description="Stop posting alerts")
     async def alerts_channel_clear(self, interaction: discord.Interaction) -> None:
         await self._change(interaction, lambda c: dataclasses.replace(c, alerts_channel_id=None))
-        await reply(interaction, "Alerts are not posted on this server any more.")
+        await reply(interaction, t("Alerts are not posted on this server any more."))
 
     # --- moderation log -------------------------------------------------------------------
 
@@ -341,21 +329,14 @@ class ConfigCommands(
             await self._change(
                 interaction, lambda c: dataclasses.replace(c, modlog_channel_id=None)
             )
-            await reply(interaction, "Nothing is logged to a mod-log channel any more.")
+            await reply(interaction, t("Nothing is logged to a mod-log channel any more."))
             return
         if channel.type not in (discord.ChannelType.text, discord.ChannelType.news):
-            raise InvalidInput("Pick a text channel for the mod log.")
+            raise InvalidInput(t("Pick a text channel for the mod log."))
         await self._change(
             interaction, lambda c: dataclasses.replace(c, modlog_channel_id=channel.id)
         )
-        await reply(
-            interaction,
-            f"The mod log goes to {channel.mention}: one line per blocked prompt, prompt stopped "
-            "by the content filter, result deleted by a moderator, and block or unblock, at most "
-            f"{LINES_PER_WINDOW} a minute. Keep the channel private to moderators (prompts are "
-            "shown as spoilers) and make sure I can send messages there. "
-            "`/wan-admin config modlog` without a channel stops it.",
-        )
+        await reply(interaction, texts.modlog_set(channel.mention))
 
     # --- bot-wide ---------------------------------------------------------------------------
 
@@ -368,8 +349,4 @@ class ConfigCommands(
         value = None if state == "default" else state == "on"
         after = await self.services.admin.set_dms_allowed(value)
         allowed = rules.dms_allowed(after, self.services.admin.allow_dms_default)
-        source = " (the ALLOW_DMS setting)" if value is None else ""
-        await reply(
-            interaction,
-            f"Requests in DMs are {'allowed' if allowed else 'refused'}{source}, for every server.",
-        )
+        await reply(interaction, texts.dms_switched(allowed, by_setting=value is None))

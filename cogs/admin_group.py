@@ -22,34 +22,43 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.domain.text import Text, t
 from bot.errors import UserFacingError
 from bot.services import Services
 
 NAME = "wan-admin"
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
 
-NOT_IN_SERVER = "Admin commands work only in a server."
-NOT_ADMIN = (
+# Texts (rendered in the caller's language by the shared error handler); the English strings
+# stay for code and tests that look for them.
+NOT_IN_SERVER_TEXT = t("Admin commands work only in a server.")
+NOT_ADMIN_TEXT = t(
     "Only members with the Manage Server permission can use admin commands. "
     "Ask a server admin if something should change."
 )
-NOT_OWNER = (
+NOT_OWNER_TEXT = t(
     "Only the bot's owner can change this setting: it applies to every server. "
     "Owners are listed in the bot's BOT_OWNER_IDS setting."
 )
+NOT_IN_SERVER = NOT_IN_SERVER_TEXT.english()
+NOT_ADMIN = NOT_ADMIN_TEXT.english()
+NOT_OWNER = NOT_OWNER_TEXT.english()
 
 
 class NotAllowed(app_commands.CheckFailure, UserFacingError):
     """The caller may not run this command.
 
     A ``CheckFailure`` so discord.py routes it to the tree's error handler when a check raises
-    it, and a ``UserFacingError`` so that handler shows ``user_message`` (privately).
+    it, and a ``UserFacingError`` so that handler shows its text (privately, in the caller's
+    language).
     """
 
-    def __init__(self, user_message: str) -> None:
-        Exception.__init__(self, user_message)
-        self.user_message = user_message
-        self.detail = user_message
+    def __init__(self, user_message: Text | str) -> None:
+        english = user_message.english() if isinstance(user_message, Text) else user_message
+        Exception.__init__(self, english)
+        self.user_message = english
+        self.text: Text | str = user_message  # what the error handler renders
+        self.detail = english
 
 
 def is_bot_owner(user_id: int, owner_ids: Collection[int]) -> bool:
@@ -69,16 +78,16 @@ def is_admin(interaction: discord.Interaction[Any], owner_ids: Collection[int]) 
 def require_admin(interaction: discord.Interaction[Any], owner_ids: Collection[int]) -> int:
     """The server's id, after proving the caller may administer it; else ``NotAllowed``."""
     if interaction.guild_id is None:
-        raise NotAllowed(NOT_IN_SERVER)
+        raise NotAllowed(NOT_IN_SERVER_TEXT)
     if not is_admin(interaction, owner_ids):
-        raise NotAllowed(NOT_ADMIN)
+        raise NotAllowed(NOT_ADMIN_TEXT)
     return interaction.guild_id
 
 
 def require_owner(interaction: discord.Interaction[Any], owner_ids: Collection[int]) -> None:
     """For bot-wide settings: only a bot owner."""
     if not is_bot_owner(interaction.user.id, owner_ids):
-        raise NotAllowed(NOT_OWNER)
+        raise NotAllowed(NOT_OWNER_TEXT)
 
 
 def admin_check(owner_ids: Collection[int]) -> Callable[[discord.Interaction[Any]], bool]:

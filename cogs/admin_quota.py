@@ -13,10 +13,12 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
-from bot.domain.quota import Limits, day_window, fmt_credits
+from bot.domain.quota import Limits, day_window
+from bot.domain.text import Text, t, tn
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import embeds
+from bot.ui.language import for_member, member_locale
 from bot.ui.sink import NO_PINGS
 from bot.usage_report import chart_png, fill_days, top_table
 from cogs.admin_group import AdminSubgroup, require_admin
@@ -25,11 +27,21 @@ from cogs.quota import quota_embed
 Credits = app_commands.Range[float, 0.0, 1_000_000.0]
 
 
-def _limits_text(limits: Limits) -> str:
-    def one(v: float | None) -> str:
-        return "unlimited" if v is None else fmt_credits(v)
+UNLIMITED = t("unlimited")
 
-    return f"daily {one(limits.daily)}, monthly {one(limits.monthly)}"
+
+def _amount(v: float | None) -> Text | float:
+    return UNLIMITED if v is None else v
+
+
+def _limits_line(subject: Text | str, limits: Limits) -> Text:
+    """One line of ``quota list``: who, then the limits (``unlimited`` where none)."""
+    return t(
+        "{subject}: daily {daily}, monthly {monthly}",
+        subject=subject,
+        daily=_amount(limits.daily),
+        monthly=_amount(limits.monthly),
+    )
 
 
 async def _display_name(guild: discord.Guild | None, user_id: int) -> str:
@@ -45,17 +57,18 @@ async def _display_name(guild: discord.Guild | None, user_id: int) -> str:
     return member.display_name
 
 
-def _subject(scope: str, subject_id: int) -> str:
+def _subject(scope: str, subject_id: int) -> Text | str:
     if scope == "role":
         return f"<@&{subject_id}>"
     if scope == "user":
         return f"<@{subject_id}>"
-    return "server default"
+    return t("server default")
 
 
-async def _reply(interaction: discord.Interaction, text: str, **kwargs: Any) -> None:
+async def _reply(interaction: discord.Interaction, text: Text | str, **kwargs: Any) -> None:
+    """A private answer in the admin's own language."""
     await interaction.response.send_message(
-        text, ephemeral=True, allowed_mentions=NO_PINGS, **kwargs
+        for_member(interaction, text), ephemeral=True, allowed_mentions=NO_PINGS, **kwargs
     )
 
 
@@ -71,7 +84,7 @@ class QuotaCommands(AdminSubgroup, name="quota", description="Members' credit li
         usage = await self.services.admin.usage(gid, member.id, [r.id for r in member.roles[1:]])
         await interaction.response.send_message(
             f"{member.mention}:",
-            embed=quota_embed(usage),
+            embed=quota_embed(usage, member_locale(interaction)),
             ephemeral=True,
             allowed_mentions=NO_PINGS,
         )
@@ -107,14 +120,27 @@ class QuotaCommands(AdminSubgroup, name="quota", description="Members' credit li
         daily: Credits | None = None,
         monthly: Credits | None = None,
     ) -> None:
-        await self._set(interaction, "guild", 0, Limits(daily, monthly), "Server default")
+        await self._set(interaction, "guild", 0, Limits(daily, monthly), t("Server default"))
 
     async def _set(
-        self, interaction: discord.Interaction, scope: str, subject: int, limits: Limits, who: str
+        self,
+        interaction: discord.Interaction,
+        scope: str,
+        subject: int,
+        limits: Limits,
+        who: Text | str,
     ) -> None:
         gid = self._guild(interaction)
         await self.services.admin.set_limits(gid, scope, subject, limits)
-        await _reply(interaction, f"{who}: {_limits_text(limits)}.")
+        await _reply(
+            interaction,
+            t(
+                "{subject}: daily {daily}, monthly {monthly}.",
+                subject=who,
+                daily=_amount(limits.daily),
+                monthly=_amount(limits.monthly),
+            ),
+        )
 
     @app_commands.command(name="clear", description="Remove a member's or a role's override")
     async def clear(
@@ -125,10 +151,12 @@ class QuotaCommands(AdminSubgroup, name="quota", description="Members' credit li
     ) -> None:
         gid = self._guild(interaction)
         if (member is None) == (role is None):
-            raise InvalidInput("Pick either a member or a role.")
+            raise InvalidInput(t("Pick either a member or a role."))
         scope, subject = ("user", member.id) if member else ("role", role.id)  # type: ignore[union-attr]
         removed = await self.services.admin.clear_limits(gid, scope, subject)
-        await _reply(interaction, "Override removed." if removed else "There was no override.")
+        await _reply(
+            interaction, t("Override removed.") if removed else t("There was no override.")
+        )
 
     @app_commands.command(
         name="grant", description="Give a member extra credits for today or this month"
@@ -144,25 +172,39 @@ class QuotaCommands(AdminSubgroup, name="quota", description="Members' credit li
         await self.services.admin.grant(
             gid, member.id, credits, period=period, by=interaction.user.id
         )
-        await _reply(
-            interaction,
-            f"Granted {member.mention} {fmt_credits(credits)} extra credits this {period}.",
+        # One whole sentence per period: languages word "this day/month" each their own way.
+        granted = (
+            t(
+                "Granted {member} {credits} extra credits this day.",
+                member=member.mention,
+                credits=credits,
+            )
+            if period == "day"
+            else t(
+                "Granted {member} {credits} extra credits this month.",
+                member=member.mention,
+                credits=credits,
+            )
         )
+        await _reply(interaction, granted)
 
     @app_commands.command(name="reset", description="Start a member's day and month afresh")
     async def reset(self, interaction: discord.Interaction, member: discord.Member) -> None:
         gid = self._guild(interaction)
         await self.services.admin.reset(gid, member.id)
-        await _reply(interaction, f"{member.mention}'s usage was reset.")
+        await _reply(interaction, t("{member}'s usage was reset.", member=member.mention))
 
     @app_commands.command(name="list", description="Every limit set on this server")
     async def list_limits(self, interaction: discord.Interaction) -> None:
         gid = self._guild(interaction)
         rows = await self.services.admin.list_limits(gid)
         if not rows:
-            await _reply(interaction, "No limits set here: the bot's defaults apply.")
+            await _reply(interaction, t("No limits set here: the bot's defaults apply."))
             return
-        text = "\n".join(f"{_subject(scope, sid)}: {_limits_text(lim)}" for scope, sid, lim in rows)
+        text = "\n".join(
+            for_member(interaction, _limits_line(_subject(scope, sid), lim))
+            for scope, sid, lim in rows
+        )
         await _reply(interaction, embeds.clip(text, 1900))
 
 
@@ -208,7 +250,9 @@ class MemberCommands:
         self.services.modlog.member_blocked(
             gid, interaction.user.id, member.id, interaction.channel_id, reason
         )
-        await _reply(interaction, f"{member.mention} can no longer use the bot here.")
+        await _reply(
+            interaction, t("{member} can no longer use the bot here.", member=member.mention)
+        )
 
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         gid = self._guild(interaction)
@@ -217,7 +261,10 @@ class MemberCommands:
             self.services.modlog.member_unblocked(
                 gid, interaction.user.id, member.id, interaction.channel_id
             )
-        await _reply(interaction, f"{member.mention} was unblocked." if done else "Not blocked.")
+        await _reply(
+            interaction,
+            t("{member} was unblocked.", member=member.mention) if done else t("Not blocked."),
+        )
 
     async def usage(
         self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 90] = 30
@@ -229,9 +276,19 @@ class MemberCommands:
         top = await admin.top_users(gid, start)
         names = [(await _display_name(interaction.guild, uid), c, j) for uid, c, j in top]
         values = fill_days(await admin.daily_spend(gid, start), start, days)
+        # The chart's title stays English (see bot.usage_report); the message is the admin's.
         png = await chart_png(values, start, f"Credits per day, last {days} days")
+        title = for_member(
+            interaction,
+            tn(
+                "**Top members, last {count} day**",
+                "**Top members, last {count} days**",
+                count=days,
+            ),
+        )
+        table = top_table(names, say=lambda text: for_member(interaction, text))
         await interaction.followup.send(
-            f"**Top members, last {days} days**\n```\n{top_table(names)}\n```",
+            f"{title}\n```\n{table}\n```",
             file=discord.File(io.BytesIO(png), filename="usage.png"),
             ephemeral=True,
             allowed_mentions=NO_PINGS,
@@ -241,18 +298,23 @@ class MemberCommands:
         self._guild(interaction)
         value = await self.services.admin.balance()
         if value is None:
-            raise InvalidInput("crun.ai did not answer; try again in a minute.")
-        await _reply(interaction, f"crun.ai balance: **{fmt_credits(value)}** credits.")
+            raise InvalidInput(t("crun.ai did not answer; try again in a minute."))
+        await _reply(interaction, t("crun.ai balance: **{credits}** credits.", credits=value))
 
     async def forget(
         self, interaction: discord.Interaction, member: discord.User, confirm: bool = False
     ) -> None:
         self._guild(interaction)
         if not confirm:
-            raise InvalidInput("This deletes their data for good. Run it again with confirm: True.")
+            raise InvalidInput(
+                t("This deletes their data for good. Run it again with confirm: True.")
+            )
         removed = await self.services.admin.forget_user(member.id)
-        await _reply(
-            interaction,
-            f"Deleted {removed} stored job(s), the usage history and the /settings of "
-            f"{member.mention}.",
+        # "job(s)" in both English forms, as before; languages pick their plural form.
+        deleted = tn(
+            "Deleted {count} stored job(s), the usage history and the /settings of {member}.",
+            "Deleted {count} stored job(s), the usage history and the /settings of {member}.",
+            count=removed,
+            member=member.mention,
         )
+        await _reply(interaction, deleted)

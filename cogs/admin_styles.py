@@ -7,9 +7,16 @@ import discord
 from discord import app_commands
 
 from bot.domain.styles import MAX_STYLE_CHARS, MAX_STYLE_NAME_CHARS, MAX_STYLES
+from bot.domain.text import Text, t
+from bot.ui.language import for_member
 from bot.ui.styles import style_choices
 from cogs.admin_config_view import reply, reply_long
 from cogs.admin_group import AdminSubgroup, require_admin
+
+
+async def _answer(interaction: discord.Interaction, text: Text) -> None:
+    """A private answer in the admin's own language; style names and texts stay as typed."""
+    await reply(interaction, for_member(interaction, text))
 
 
 class StyleCommands(
@@ -31,12 +38,15 @@ class StyleCommands(
             guild_id, name, text, by=interaction.user.id
         )
         if replaced:
-            await reply(interaction, f"Style `{style.name}` has a new text.")
+            await _answer(interaction, t("Style `{name}` has a new text.", name=style.name))
             return
-        await reply(
+        await _answer(
             interaction,
-            f"Style `{style.name}` added. Members pick it with the style option of /imagine, "
-            "/edit and /imageset; its text is added to the end of their prompt.",
+            t(
+                "Style `{name}` added. Members pick it with the style option of /imagine, "
+                "/edit and /imageset; its text is added to the end of their prompt.",
+                name=style.name,
+            ),
         )
 
     @app_commands.command(name="remove", description="Remove a style")
@@ -44,10 +54,13 @@ class StyleCommands(
     async def remove(self, interaction: discord.Interaction, name: str) -> None:
         guild_id = require_admin(interaction, self.services.owner_ids)
         style = await self.services.styles.remove(guild_id, name)
-        await reply(
+        await _answer(
             interaction,
-            f"Style `{style.name}` removed. Results already made with it keep it for Reroll, "
-            "Vary and Upscale.",
+            t(
+                "Style `{name}` removed. Results already made with it keep it for Reroll, "
+                "Vary and Upscale.",
+                name=style.name,
+            ),
         )
 
     @remove.autocomplete("name")
@@ -61,13 +74,16 @@ class StyleCommands(
         guild_id = require_admin(interaction, self.services.owner_ids)
         styles = await self.services.styles.of_server(guild_id)
         if not styles:
-            await reply(
-                interaction, "This server has no styles yet. Add one with `/wan-admin style add`."
+            await _answer(
+                interaction,
+                t("This server has no styles yet. Add one with `/wan-admin style add`."),
             )
             return
         await reply_long(
             interaction,
-            f"Styles ({len(styles)} of {MAX_STYLES})",
+            for_member(
+                interaction, t("Styles ({have} of {most})", have=len(styles), most=MAX_STYLES)
+            ),
             "\n".join(f"{s.name}: {s.text}" for s in styles),
             "styles.txt",
         )

@@ -25,17 +25,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.models import GenerationRequest, Mode, Resolution
+from bot.domain.text import t
 from bot.domain.validation import MAX_N
 from bot.errors import InvalidInput
+from bot.i18n.replies import render
 from bot.services import Services
 from bot.ui.doors import InteractionDoor
 from bot.ui.errors import handle_error
 from bot.ui.flow import begin_job, check_door
 from bot.ui.inputs import Candidate, message_candidates, precheck
+from bot.ui.language import member_locale
 
 log = logging.getLogger(__name__)
 
-MENU_NAME: Final = "Edit with Wan"
+MENU_NAME: Final = "Edit with Wan"  # the menu entry (its translations: "context menu name")
 PREFIX: Final = "wan:edit-msg:"
 MODAL_TTL: Final = 30 * 60.0  # seconds a member may spend typing
 PROMPT, RESOLUTION, COUNT = "prompt", "resolution", "count"
@@ -76,11 +79,11 @@ def build_request(
     prompt: str, resolution: Sequence[str], count: Sequence[str]
 ) -> GenerationRequest:
     if resolution and resolution[0] not in (Resolution.R1K.value, Resolution.R2K.value):
-        raise InvalidInput("Edits come in 1K or 2K. Choose one of them and try again.")
+        raise InvalidInput(t("Edits come in 1K or 2K. Choose one of them and try again."))
     try:
         n = int(count[0]) if count else 1
     except ValueError:
-        raise InvalidInput(f"Choose how many pictures: 1 to {MAX_N}.") from None
+        raise InvalidInput(t("Choose how many pictures: 1 to {limit}.", limit=MAX_N)) from None
     return GenerationRequest(
         prompt=prompt,
         mode=Mode.EDIT,
@@ -91,10 +94,19 @@ def build_request(
 
 class EditModal(discord.ui.Modal):
     def __init__(
-        self, cog: ContextMenuCog, candidates: Sequence[Candidate], channel_id: int, message_id: int
+        self,
+        cog: ContextMenuCog,
+        candidates: Sequence[Candidate],
+        channel_id: int,
+        message_id: int,
+        *,
+        locale: str | None = None,
     ) -> None:
+        """``locale``: the member's, the form's language."""
         super().__init__(
-            title=MENU_NAME, timeout=MODAL_TTL, custom_id=modal_id(channel_id, message_id)
+            title=render(t("Edit with Wan"), locale),
+            timeout=MODAL_TTL,
+            custom_id=modal_id(channel_id, message_id),
         )
         self.cog = cog
         self.candidates = list(candidates)
@@ -104,33 +116,52 @@ class EditModal(discord.ui.Modal):
             custom_id=PROMPT,
             style=discord.TextStyle.paragraph,
             max_length=PROMPT_MAX,
-            placeholder="e.g. make it night time, with warm light in the windows",
+            placeholder=render(
+                t("e.g. make it night time, with warm light in the windows"), locale
+            ),
         )
         self.resolution: discord.ui.Select[EditModal] = discord.ui.Select(
             custom_id=RESOLUTION,
             required=False,
-            placeholder="2K (default)",
+            placeholder=render(t("2K (default)"), locale),
+            # 1K and 2K read the same in every language; their descriptions do not.
             options=[
-                discord.SelectOption(label="2K", value="2K", description="Default, sharper"),
-                discord.SelectOption(label="1K", value="1K", description="Faster"),
+                discord.SelectOption(
+                    label=size.value, value=size.value, description=render(about, locale)
+                )
+                for size, about in (
+                    (Resolution.R2K, t("Default, sharper")),
+                    (Resolution.R1K, t("Faster")),
+                )
             ],
         )
         self.count: discord.ui.Select[EditModal] = discord.ui.Select(
             custom_id=COUNT,
             required=False,
-            placeholder="1 (default)",
+            placeholder=render(t("1 (default)"), locale),
             options=[discord.SelectOption(label=str(i), value=str(i)) for i in range(1, MAX_N + 1)],
         )
+        self._add_labels(n, locale)
+
+    def _add_labels(self, images: int, locale: str | None) -> None:
         hint = (
-            'Refer to the images as "image 1", "image 2"… in message order.'
-            if n > 1
-            else "The image of that message is the reference."
+            t('Refer to the images as "image 1", "image 2"… in message order.')
+            if images > 1
+            else t("The image of that message is the reference.")
         )
         self.add_item(
-            discord.ui.Label(text="What should change?", description=hint, component=self.prompt)
+            discord.ui.Label(
+                text=render(t("What should change?"), locale),
+                description=render(hint, locale),
+                component=self.prompt,
+            )
         )
-        self.add_item(discord.ui.Label(text="Resolution", component=self.resolution))
-        self.add_item(discord.ui.Label(text="How many pictures", component=self.count))
+        self.add_item(
+            discord.ui.Label(text=render(t("Resolution"), locale), component=self.resolution)
+        )
+        self.add_item(
+            discord.ui.Label(text=render(t("How many pictures"), locale), component=self.count)
+        )
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         request = build_request(self.prompt.value, self.resolution.values, self.count.values)
@@ -161,11 +192,15 @@ class ContextMenuCog(commands.Cog):
         candidates = message_candidates(message)
         if not candidates:
             raise InvalidInput(
-                "That message has no images to edit. Use Edit with Wan on a message with "
-                "pictures (attached or embedded), or upload your own with /edit."
+                t(
+                    "That message has no images to edit. Use Edit with Wan on a message with "
+                    "pictures (attached or embedded), or upload your own with /edit."
+                )
             )
         precheck(candidates)  # a bad file is named now, before the member types a prompt
-        modal = EditModal(self, candidates, message.channel.id, message.id)
+        modal = EditModal(
+            self, candidates, message.channel.id, message.id, locale=member_locale(interaction)
+        )
         self._remember(modal.custom_id)
         await interaction.response.send_modal(modal)
 
@@ -217,7 +252,7 @@ class ContextMenuCog(commands.Cog):
         values = submitted_values(data)
         prompt = values.get(PROMPT)
         if not isinstance(prompt, str):
-            raise InvalidInput(f"This form has expired. Use {MENU_NAME} on the message again.")
+            raise InvalidInput(t("This form has expired. Use Edit with Wan on the message again."))
         request = build_request(prompt, values.get(RESOLUTION) or [], values.get(COUNT) or [])
         channel = interaction.client.get_partial_messageable(
             channel_id, guild_id=interaction.guild_id
@@ -225,15 +260,19 @@ class ContextMenuCog(commands.Cog):
         try:
             message = await channel.fetch_message(message_id)
         except discord.NotFound:
-            raise InvalidInput("That message was deleted, so there is nothing to edit.") from None
+            raise InvalidInput(
+                t("That message was deleted, so there is nothing to edit.")
+            ) from None
         except discord.HTTPException as exc:
             log.info("cannot re-fetch message %s for an expired modal: %s", message_id, exc)
             message = None
         candidates = message_candidates(message) if message is not None else []
         if not candidates:
             raise InvalidInput(
-                f"This form has expired (the bot restarted) and I can no longer see that "
-                f"message's images. Right-click it → Apps → {MENU_NAME} again."
+                t(
+                    "This form has expired (the bot restarted) and I can no longer see that "
+                    "message's images. Right-click it → Apps → Edit with Wan again."
+                )
             )
         log.info("a modal outlived its process; re-fetched message %s", message_id)
         await self.start(interaction, request, candidates, message_id)

@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bot.services import Services
 from bot.ui.history import history_panel
+from bot.ui.language import member_locale
 from bot.ui.sink import NO_PINGS
 
 
@@ -20,7 +21,7 @@ class HistoryCog(commands.Cog):
     )
     async def history(self, interaction: discord.Interaction) -> None:
         page = await self.services.history.page(interaction.user.id, 0)
-        embed, view = history_panel(page, interaction.user.id)
+        embed, view = history_panel(page, interaction.user.id, locale=member_locale(interaction))
         await interaction.response.send_message(
             embed=embed, view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )

@@ -6,38 +6,49 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.domain.quota import Usage, fmt_credits
+from bot.domain.quota import Usage
+from bot.domain.text import Text, t
+from bot.i18n.replies import render
 from bot.services import Services
 from bot.ui import embeds
 from bot.ui.cancel import queue_panel
 from bot.ui.doors import role_ids
+from bot.ui.language import member_locale
 from bot.ui.sink import NO_PINGS
 
 
-def _line(used: float, limit: float | None, resets: float) -> str:
+def _line(used: float, limit: float | None, resets: float) -> Text:
+    # Credits as floats: the reader's locale writes them (``2.5`` / ``2,5``), at most 2 decimals.
     if limit is None:
-        return f"{fmt_credits(used)} used · no limit"
-    left = max(0.0, limit - used)
-    return (
-        f"{fmt_credits(used)} of {fmt_credits(limit)} used · **{fmt_credits(left)} left** · "
-        f"resets {embeds.ts(resets)}"
+        return t("{used} used · no limit", used=float(used))
+    return t(
+        "{used} of {limit} used · **{left} left** · resets {when}",
+        used=float(used),
+        limit=float(limit),
+        left=max(0.0, limit - used),
+        when=embeds.ts(resets),
     )
 
 
-def quota_embed(usage: Usage) -> discord.Embed:
-    embed = discord.Embed(title="Your image credits", colour=embeds.BRAND)
+def quota_embed(usage: Usage, locale: str | None = None) -> discord.Embed:
+    """A member's credits, in ``locale`` (the reader's; English without one)."""
+
+    def say(text: Text) -> str:
+        return render(text, locale)
+
+    embed = discord.Embed(title=say(t("Your image credits")), colour=embeds.BRAND)
     embed.add_field(
-        name="Today",
-        value=_line(usage.daily_used, usage.daily_limit, usage.day_resets_at),
+        name=say(t("Today")),
+        value=say(_line(usage.daily_used, usage.daily_limit, usage.day_resets_at)),
         inline=False,
     )
     embed.add_field(
-        name="This month",
-        value=_line(usage.monthly_used, usage.monthly_limit, usage.month_resets_at),
+        name=say(t("This month")),
+        value=say(_line(usage.monthly_used, usage.monthly_limit, usage.month_resets_at)),
         inline=False,
     )
-    embed.add_field(name="Running now", value=str(usage.running), inline=False)
-    embed.set_footer(text="Credits are refunded for jobs that fail. Ask an admin for more.")
+    embed.add_field(name=say(t("Running now")), value=str(usage.running), inline=False)
+    embed.set_footer(text=say(t("Credits are refunded for jobs that fail. Ask an admin for more.")))
     return embed
 
 
@@ -51,7 +62,9 @@ class QuotaCog(commands.Cog):
             interaction.guild_id, interaction.user.id, role_ids(interaction.user)
         )
         await interaction.response.send_message(
-            embed=quota_embed(usage), ephemeral=True, allowed_mentions=NO_PINGS
+            embed=quota_embed(usage, member_locale(interaction)),
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
         )
 
     @app_commands.command(
@@ -59,7 +72,7 @@ class QuotaCog(commands.Cog):
     )
     async def queue(self, interaction: discord.Interaction) -> None:
         standing = await self.services.queue.standing(interaction.user.id)
-        embed, view = queue_panel(standing)
+        embed, view = queue_panel(standing, locale=member_locale(interaction))
         await interaction.response.send_message(
             embed=embed, view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )

@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.services import Services
+from bot.ui.language import member_locale
 from bot.ui.settings import settings_panel
 from bot.ui.sink import NO_PINGS
 
@@ -20,7 +21,7 @@ class SettingsCog(commands.Cog):
     )
     async def settings(self, interaction: discord.Interaction) -> None:
         panel = await self.services.preferences.panel(interaction.user.id, interaction.guild_id)
-        embed, view = settings_panel(panel)
+        embed, view = settings_panel(panel, member_locale(interaction))
         await interaction.response.send_message(
             embed=embed, view=view, ephemeral=True, allowed_mentions=NO_PINGS
         )

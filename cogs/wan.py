@@ -6,10 +6,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.domain.text import t
 from bot.errors import InvalidInput
 from bot.services import Services
 from bot.ui import embeds
-from bot.ui.errors import member_locale
+from bot.ui.language import member_locale
 from bot.ui.private import is_private
 from bot.ui.sink import NO_PINGS
 
@@ -37,7 +38,9 @@ class WanCog(commands.GroupCog, group_name="wan", group_description="About Wan i
         if job.user_id != interaction.user.id and (
             job.guild_id is None or job.guild_id != interaction.guild_id or is_private(job)
         ):
-            raise InvalidInput(f"There is no job `{job_id[:32]}` in this server.")
+            raise InvalidInput(t("There is no job `{job_id}` in this server.", job_id=job_id[:32]))
         await interaction.response.send_message(
-            embed=embeds.info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS
+            embed=embeds.info_embed(job, member_locale(interaction)),
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
         )

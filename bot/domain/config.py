@@ -23,6 +23,7 @@ from bot.domain.patterns import (
     check_total_cost,
     patterns_blocked,
 )
+from bot.domain.text import Text, t, tn
 from bot.domain.validation import DEFAULT_RESOLUTION
 from bot.domain.wordfilter import (
     MAX_WORD_CHARS,
@@ -36,6 +37,7 @@ from bot.errors import InvalidInput
 
 __all__ = [
     "BLOCKED_MESSAGE",
+    "BLOCKED_TEXT",
     "BOT_WIDE",
     "MAX_BLOCKED_PATTERNS",
     "MAX_BLOCKED_WORDS",
@@ -76,10 +78,11 @@ _MODE_MAX = {
     Mode.IMAGE_SET: Resolution.R2K,
 }
 
-BLOCKED_MESSAGE = (
+BLOCKED_TEXT = t(
     "Your prompt contains a word this server doesn't allow. Rephrase it and try again; "
     "a server admin can tell you more."
 )
+BLOCKED_MESSAGE = BLOCKED_TEXT.english()  # the English, as docs/troubleshooting.md quotes it
 
 
 # --- the settings ---------------------------------------------------------------------------
@@ -181,19 +184,28 @@ class GuildConfig:
         """Raise ``InvalidInput`` if a setting could not be enforced as written."""
         if len(self.allowed_channels) > MAX_ALLOWED_CHANNELS:
             raise InvalidInput(
-                f"At most {MAX_ALLOWED_CHANNELS} channels can be enabled. Remove some first, or "
-                "clear the list to allow every channel."
+                t(
+                    "At most {limit} channels can be enabled. Remove some first, or clear the "
+                    "list to allow every channel.",
+                    limit=MAX_ALLOWED_CHANNELS,
+                )
             )
         if len(self.blocked_words) > MAX_BLOCKED_WORDS:
             raise InvalidInput(
-                f"A server can block at most {MAX_BLOCKED_WORDS} words. Remove some first."
+                t(
+                    "A server can block at most {limit} words. Remove some first.",
+                    limit=MAX_BLOCKED_WORDS,
+                )
             )
         for word in self.blocked_words:
             check_word(word)
         if len(self.blocked_patterns) > MAX_BLOCKED_PATTERNS:
             raise InvalidInput(
-                f"A server can have at most {MAX_BLOCKED_PATTERNS} blocked patterns. "
-                "Remove some first (several words fit in one pattern: `cat|dog`)."
+                t(
+                    "A server can have at most {limit} blocked patterns. Remove some first "
+                    "(several words fit in one pattern: `cat|dog`).",
+                    limit=MAX_BLOCKED_PATTERNS,
+                )
             )
         check_total_cost(self.blocked_patterns)
 
@@ -231,8 +243,11 @@ def apply_rules(
     if request.resolution is not None:
         if _RANK[request.resolution] > _RANK[config.max_resolution]:
             raise InvalidInput(
-                f"This server allows at most {config.max_resolution}. Choose "
-                f"{_human_or([r.value for r in _up_to(config.max_resolution)])} and try again."
+                t(
+                    "This server allows at most {maximum}. Choose {choices} and try again.",
+                    maximum=config.max_resolution.value,
+                    choices=_human_or([r.value for r in _up_to(config.max_resolution)]),
+                )
             )
         return request
     wanted = config.default_resolution or DEFAULT_RESOLUTION
@@ -256,17 +271,26 @@ def require_channel(config: GuildConfig, channel_id: int | None, parent_id: int 
     allowed = config.allowed_channels
     if not allowed or channel_id in allowed or (parent_id is not None and parent_id in allowed):
         return
-    named = [f"<#{c}>" for c in allowed[:MAX_CHANNELS_NAMED]]
+    named: list[Text | str] = [f"<#{c}>" for c in allowed[:MAX_CHANNELS_NAMED]]
     rest = len(allowed) - len(named)
     if rest:
-        named.append(f"{rest} other channel{'s' if rest > 1 else ''}")
-    raise InvalidInput(f"Image generation isn't enabled in this channel. Try {_human_or(named)}.")
+        named.append(tn("{count} other channel", "{count} other channels", count=rest))
+    raise InvalidInput(
+        t(
+            "Image generation isn't enabled in this channel. Try {channels}.",
+            channels=_human_or(named),
+        )
+    )
 
 
-def _human_or(items: list[str]) -> str:
+def _human_or(items: list[Text | str] | list[str]) -> Text | str:
+    """``a``, ``a or b``, ``a, b or c``: the separators are texts too (``、`` in Japanese)."""
     if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} or {items[-1]}"
+        return items[0] if items else ""
+    head: Text | str = items[0]
+    for item in items[1:-1]:
+        head = t("{list}, {item}", list=head, item=item)
+    return t("{list} or {last}", list=head, last=items[-1])
 
 
 def prompt_blocked(config: GuildConfig, prompt: str) -> bool:
@@ -288,7 +312,7 @@ class PromptBlocked(InvalidInput):
     """The prompt matched ``rule``; the member is told only that a word is not allowed."""
 
     def __init__(self, rule: BlockRule) -> None:
-        super().__init__(BLOCKED_MESSAGE, detail="prompt matched a blocked word or pattern")
+        super().__init__(BLOCKED_TEXT, detail="prompt matched a blocked word or pattern")
         self.rule = rule
 
 
@@ -319,8 +343,12 @@ def add_blocked_words(config: GuildConfig, words: Iterable[str]) -> GuildConfig:
             current.append(tidy)
     if len(current) > MAX_BLOCKED_WORDS:
         raise InvalidInput(
-            f"A server can block at most {MAX_BLOCKED_WORDS} words; this would make "
-            f"{len(current)}. Remove some first."
+            t(
+                "A server can block at most {limit} words; this would make {count}. "
+                "Remove some first.",
+                limit=MAX_BLOCKED_WORDS,
+                count=len(current),
+            )
         )
     return dataclasses.replace(config, blocked_words=tuple(current))
 
@@ -337,8 +365,11 @@ def add_blocked_patterns(config: GuildConfig, pattern: str) -> GuildConfig:
         return config
     if len(config.blocked_patterns) >= MAX_BLOCKED_PATTERNS:
         raise InvalidInput(
-            f"A server can have at most {MAX_BLOCKED_PATTERNS} blocked patterns. Remove one "
-            "first (several words fit in one pattern: `cat|dog`)."
+            t(
+                "A server can have at most {limit} blocked patterns. Remove one first "
+                "(several words fit in one pattern: `cat|dog`).",
+                limit=MAX_BLOCKED_PATTERNS,
+            )
         )
     patterns = (*config.blocked_patterns, pattern)
     check_total_cost(patterns)

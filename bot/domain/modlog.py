@@ -1,7 +1,9 @@
 """The moderation log: one line per event, and how many lines a server gets per minute.
 
-Pure: the lines are plain text (Discord markdown, escaped here with the standard library) and the
-rate limit is a decision on a clock the caller passes in. Who posts them is ``bot.services.modlog``.
+Pure: the lines are ``Text`` values (Discord markdown; what members typed is escaped here with the
+standard library and never translated), rendered in the server's language where they are sent
+(``bot.ui.modlog``), and the rate limit is a decision on a clock the caller passes in. Who posts
+them is ``bot.services.modlog``.
 
 The rate limit: a server's mod log gets at most ``LINES_PER_WINDOW`` lines in a window of
 ``WINDOW_SECONDS`` that opens with its first event; the rest of the window's events are counted
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.domain.config import BlockRule
+from bot.domain.text import Text, t, tn
 
 __all__ = [
     "LINES_PER_WINDOW",
@@ -44,16 +47,13 @@ _INVISIBLE = frozenset({"Cc", "Cf"})  # control and formatting characters (RTL o
 
 
 class EventKind(enum.Enum):
-    """What happened; the value is how the summary counts it (singular, plural)."""
+    """What happened (its wording is ``_counted`` and ``_more_of``)."""
 
-    BLOCKED_PROMPT = ("blocked prompt", "blocked prompts")
-    CONTENT_FILTER = ("job stopped by the content filter", "jobs stopped by the content filter")
-    RESULT_DELETED = ("deleted result", "deleted results")
-    MEMBER_BLOCKED = ("block", "blocks")
-    MEMBER_UNBLOCKED = ("unblock", "unblocks")
-
-    def counted(self, n: int) -> str:
-        return f"{n} {self.value[0] if n == 1 else self.value[1]}"
+    BLOCKED_PROMPT = "blocked prompt"
+    CONTENT_FILTER = "content filter"
+    RESULT_DELETED = "result deleted"
+    MEMBER_BLOCKED = "member blocked"
+    MEMBER_UNBLOCKED = "member unblocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,50 +81,169 @@ def escape(text: str, limit: int) -> str:
     return _SPECIAL.sub(r"\\\1", flat)
 
 
-def _spoiler(prompt: str) -> str:
-    return f"||{escape(prompt, PROMPT_CHARS) or '(empty)'}||"
+def _spoiler(prompt: str | None) -> Text | str:
+    """What goes between the ``||`` of a line's spoiler: the prompt, escaped."""
+    return escape(prompt or "", PROMPT_CHARS) or t("(empty)")
 
 
-def _where(channel_id: int | None) -> str:
-    return f"<#{channel_id}>" if channel_id else "a DM"
+def _where(channel_id: int | None) -> Text | str:
+    # Always follows "in": a translation of "a DM" takes the form that fits there.
+    return f"<#{channel_id}>" if channel_id else t("a DM")
 
 
-def line(event: ModEvent) -> str:
-    """The event as one mod-log line: who, where, the rule, the prompt in a spoiler."""
-    who = f"<@{event.actor_id}>"
+def line(event: ModEvent) -> Text:
+    """The event as one mod-log line: who, where, the rule, the prompt in a spoiler. A whole
+    line is one text (translators order its parts); the rule, reason and prompt stay as typed."""
+    who, where = f"<@{event.actor_id}>", _where(event.channel_id)
     whom = f"<@{event.subject_id}>"
-    job = f"job `{escape(event.job_id or '?', 40)}`"
+    job = escape(event.job_id or "?", 40)
     kind = event.kind
     if kind is EventKind.BLOCKED_PROMPT:
-        parts = ["**Blocked prompt**", f"{who} in {_where(event.channel_id)}"]
-        rule = event.rule
-        parts.append(
-            f"blocked {rule.kind}: {escape(rule.text, RULE_CHARS)}" if rule else "a blocked word"
+        return _blocked_prompt(who, where, event.rule, _spoiler(event.prompt))
+    if kind is EventKind.CONTENT_FILTER:
+        return t(
+            "**Content filter** · {who} in {where} · crun's content filter refused job `{job}` "
+            "(its prompt or images) · ||{prompt}||",
+            who=who,
+            where=where,
+            job=job,
+            prompt=_spoiler(event.prompt),
         )
-    elif kind is EventKind.CONTENT_FILTER:
-        parts = ["**Content filter**", f"{who} in {_where(event.channel_id)}"]
-        parts.append(f"crun's content filter refused {job} (its prompt or images)")
-    elif kind is EventKind.RESULT_DELETED:
-        parts = ["**Result deleted**", f"{who} deleted {whom}'s result ({job})"]
-        parts.append(f"in {_where(event.channel_id)}")
-    else:
-        done = "blocked" if kind is EventKind.MEMBER_BLOCKED else "unblocked"
-        parts = [f"**Member {done}**", f"{who} {done} {whom} on this server"]
-        if event.reason:
-            parts.append(f"reason: {escape(event.reason, REASON_CHARS)}")
-        parts.append(f"command used in {_where(event.channel_id)}")
-    if event.prompt is not None:
-        parts.append(_spoiler(event.prompt))
-    return " · ".join(parts)
+    if kind is EventKind.RESULT_DELETED:
+        return t(
+            "**Result deleted** · {who} deleted {whom}'s result (job `{job}`) · in {where} · "
+            "||{prompt}||",
+            who=who,
+            whom=whom,
+            job=job,
+            where=where,
+            prompt=_spoiler(event.prompt),
+        )
+    return _member_line(event, who, whom, where)
 
 
-def summary_line(held: Mapping[EventKind, int]) -> str:
+def _member_line(event: ModEvent, who: str, whom: str, where: Text | str) -> Text:
+    """An admin blocked or unblocked a member."""
+    if event.kind is EventKind.MEMBER_UNBLOCKED:
+        return t(
+            "**Member unblocked** · {who} unblocked {whom} on this server · "
+            "command used in {where}",
+            who=who,
+            whom=whom,
+            where=where,
+        )
+    if event.reason:
+        return t(
+            "**Member blocked** · {who} blocked {whom} on this server · reason: {reason} · "
+            "command used in {where}",
+            who=who,
+            whom=whom,
+            where=where,
+            reason=escape(event.reason, REASON_CHARS),
+        )
+    return t(
+        "**Member blocked** · {who} blocked {whom} on this server · command used in {where}",
+        who=who,
+        whom=whom,
+        where=where,
+    )
+
+
+def _blocked_prompt(
+    who: str, where: Text | str, rule: BlockRule | None, prompt: Text | str
+) -> Text:
+    if rule is None:
+        return t(
+            "**Blocked prompt** · {who} in {where} · a blocked word · ||{prompt}||",
+            who=who,
+            where=where,
+            prompt=prompt,
+        )
+    shown = escape(rule.text, RULE_CHARS)
+    if rule.kind == "word":
+        return t(
+            "**Blocked prompt** · {who} in {where} · blocked word: {rule} · ||{prompt}||",
+            who=who,
+            where=where,
+            rule=shown,
+            prompt=prompt,
+        )
+    return t(
+        "**Blocked prompt** · {who} in {where} · blocked pattern: {rule} · ||{prompt}||",
+        who=who,
+        where=where,
+        rule=shown,
+        prompt=prompt,
+    )
+
+
+def _counted(kind: EventKind, n: int) -> Text:
+    """``n`` events of ``kind``, for the list in a summary ("3 blocked prompts")."""
+    if kind is EventKind.BLOCKED_PROMPT:
+        return tn("{count} blocked prompt", "{count} blocked prompts", count=n)
+    if kind is EventKind.CONTENT_FILTER:
+        return tn(
+            "{count} job stopped by the content filter",
+            "{count} jobs stopped by the content filter",
+            count=n,
+        )
+    if kind is EventKind.RESULT_DELETED:
+        return tn("{count} deleted result", "{count} deleted results", count=n)
+    if kind is EventKind.MEMBER_BLOCKED:
+        return tn("{count} block", "{count} blocks", count=n)
+    return tn("{count} unblock", "{count} unblocks", count=n)
+
+
+def _more_of(kind: EventKind, n: int) -> Text:
+    """The summary of a window that held back only events of ``kind``."""
+    if kind is EventKind.BLOCKED_PROMPT:
+        return tn(
+            "…and {count} more blocked prompt in the last minute.",
+            "…and {count} more blocked prompts in the last minute.",
+            count=n,
+        )
+    if kind is EventKind.CONTENT_FILTER:
+        return tn(
+            "…and {count} more job stopped by the content filter in the last minute.",
+            "…and {count} more jobs stopped by the content filter in the last minute.",
+            count=n,
+        )
+    if kind is EventKind.RESULT_DELETED:
+        return tn(
+            "…and {count} more deleted result in the last minute.",
+            "…and {count} more deleted results in the last minute.",
+            count=n,
+        )
+    if kind is EventKind.MEMBER_BLOCKED:
+        return tn(
+            "…and {count} more block in the last minute.",
+            "…and {count} more blocks in the last minute.",
+            count=n,
+        )
+    return tn(
+        "…and {count} more unblock in the last minute.",
+        "…and {count} more unblocks in the last minute.",
+        count=n,
+    )
+
+
+def summary_line(held: Mapping[EventKind, int]) -> Text:
     """One line for the events a window held back."""
     total = sum(held.values())
-    counts = [kind.counted(n) for kind, n in held.items() if n]
-    if len(counts) == 1:
-        return f"…and {total} more {counts[0].split(' ', 1)[1]} in the last minute."
-    return f"…and {total} more events in the last minute: {', '.join(counts)}."
+    kinds = [(kind, n) for kind, n in held.items() if n]
+    if len(kinds) == 1:
+        return _more_of(kinds[0][0], total)
+    counts: Text | None = None
+    for kind, n in kinds:
+        item = _counted(kind, n)
+        # A list, one item at a time: each language writes its own separator ("、").
+        counts = item if counts is None else t("{list}, {item}", list=counts, item=item)
+    return tn(
+        "…and {count} more event in the last minute: {counts}.",
+        "…and {count} more events in the last minute: {counts}.",
+        count=total,
+        counts=counts if counts is not None else "",
+    )
 
 
 # --- the rate limit -------------------------------------------------------------------------

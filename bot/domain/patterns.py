@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.domain.regex_shape import BackRef, Choice, Repeat, Seq, Unsupported, children, parse
+from bot.domain.text import Text, t
 from bot.domain.wordfilter import normalise_text
 from bot.errors import InvalidInput
 
@@ -48,15 +49,19 @@ REPEAT_CAP = 100
 MAX_PATTERN_COST = 1_000
 MAX_TOTAL_PATTERN_COST = 2_000
 
-TOO_MANY_REPEATS = (
+TOO_MANY_REPEATS = t(
     "Together, this server's blocked patterns have too many open-ended repeats (`.*`, `\\w+`) "
-    "to check every prompt quickly. Remove one, or use small bounded repeats like `.{0,20}`."
+    "to check every prompt quickly. Remove one, or use small bounded repeats like `.{{0,20}}`."
 )
 _FLAGS = re.IGNORECASE
 
 
 class _Refused(Exception):
-    """Internal: the pattern is refused for the reason given."""
+    """Internal: the pattern is refused for ``reason`` (a clause of the sentence that says so)."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.english())
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +126,15 @@ def _stored_pattern(pattern: str) -> re.Pattern[str] | None:
 
 def _check(pattern: str) -> _Checked:
     if not isinstance(pattern, str) or not pattern.strip():
-        raise InvalidInput("The pattern is empty. Write a regular expression, e.g. `ca+t`.")
+        raise InvalidInput(t("The pattern is empty. Write a regular expression, e.g. `ca+t`."))
     if len(pattern) > MAX_PATTERN_CHARS:
         raise InvalidInput(
-            f"That pattern has {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}. "
-            "Split it into several patterns."
+            t(
+                "That pattern has {count} characters; the limit is {limit}. "
+                "Split it into several patterns.",
+                count=len(pattern),
+                limit=MAX_PATTERN_CHARS,
+            )
         )
     try:
         re.compile(pattern, _FLAGS)  # the public API's verdict and error message come first
@@ -134,21 +143,37 @@ def _check(pattern: str) -> _Checked:
         cost = _cost(shape)
         regex = re.compile(_capped(pattern, shape), _FLAGS)
     except re.error as exc:
-        where = f" (at character {exc.pos + 1})" if exc.pos is not None else ""
-        raise InvalidInput(f"That is not a valid regular expression: {exc.msg}{where}.") from None
+        raise InvalidInput(_syntax_error(exc)) from None
     except (OverflowError, RecursionError):
-        raise InvalidInput("That regular expression is too large. Simplify it.") from None
+        raise InvalidInput(t("That regular expression is too large. Simplify it.")) from None
     except Unsupported as exc:
-        raise InvalidInput(f"The bot cannot check that pattern: {exc}.") from None
+        raise InvalidInput(
+            t("The bot cannot check that pattern: {reason}.", reason=exc.reason)
+        ) from None
     except _Refused as exc:
-        raise InvalidInput(f"That pattern could make the bot slow: {exc}.") from None
+        raise InvalidInput(
+            t("That pattern could make the bot slow: {reason}.", reason=exc.reason)
+        ) from None
     if cost > MAX_PATTERN_COST:
         raise InvalidInput(
-            "That pattern could make the bot slow on long prompts: it combines too many "
-            "open-ended repeats. Use one `.*` or `\\w+` per pattern, or small bounded repeats "
-            "like `.{0,20}`."
+            t(
+                "That pattern could make the bot slow on long prompts: it combines too many "
+                "open-ended repeats. Use one `.*` or `\\w+` per pattern, or small bounded "
+                "repeats like `.{{0,20}}`."
+            )
         )
     return _Checked(regex, cost)
+
+
+def _syntax_error(exc: re.error) -> Text:
+    """Python's own description of the error (English, as ``re`` words it) in our sentence."""
+    if exc.pos is None:
+        return t("That is not a valid regular expression: {error}.", error=exc.msg)
+    return t(
+        "That is not a valid regular expression: {error} (at character {position}).",
+        error=exc.msg,
+        position=exc.pos + 1,
+    )
 
 
 def _high(repeat: Repeat) -> int:
@@ -160,17 +185,19 @@ def _refuse_explosive(seq: Seq) -> None:
     """Refuse what can explode, first problem (reading left to right, outside in) first."""
     for node in seq:
         if isinstance(node, BackRef):
-            raise _Refused("it refers back to a group (`\\1`, `(?P=name)`, `(?(1)...)`)")
+            raise _Refused(t("it refers back to a group (`\\1`, `(?P=name)`, `(?(1)...)`)"))
         if isinstance(node, Repeat):
             high = _high(node)
             if high > REPEAT_CAP:
-                raise _Refused(f"repeat counts above {REPEAT_CAP} are not allowed")
+                raise _Refused(t("repeat counts above {limit} are not allowed", limit=REPEAT_CAP))
             if high > 1 and _contains((node.body,), Repeat):
-                raise _Refused("it repeats something that repeats itself, like `(a+)+`")
+                raise _Refused(t("it repeats something that repeats itself, like `(a+)+`"))
             if high > 1 and _contains((node.body,), Choice):
                 raise _Refused(
-                    "it repeats a choice, like `(cat|dog)+`; list the words once, or use a "
-                    "character class like `[ab]+`"
+                    t(
+                        "it repeats a choice, like `(cat|dog)+`; list the words once, or use a "
+                        "character class like `[ab]+`"
+                    )
                 )
         for child in children(node):
             _refuse_explosive(child)

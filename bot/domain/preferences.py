@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from bot.domain.config import GuildConfig, clamp_resolution
 from bot.domain.models import GenerationRequest, Mode, Resolution
+from bot.domain.text import Text, t
 from bot.domain.validation import (
     ASPECT_RATIOS,
     MAX_N,
@@ -106,13 +107,18 @@ def check_suffix(text: str) -> str | None:
         return None
     if len(tidy) > MAX_SUFFIX_CHARS:
         raise InvalidInput(
-            f"Your prompt suffix is {len(tidy):,} characters; the limit is {MAX_SUFFIX_CHARS}. "
-            "Shorten it and try again."
+            t(
+                "Your prompt suffix is {count} characters; the limit is {limit}. "
+                "Shorten it and try again.",
+                count=len(tidy),
+                limit=MAX_SUFFIX_CHARS,
+            )
         )
     try:
         validate_request(GenerationRequest(prompt=tidy))
     except InvalidInput as exc:
-        raise InvalidInput(f"Prompt suffix: {exc.user_message}") from None
+        # The prompt rule's own text (a Text is rendered in the member's language too).
+        raise InvalidInput(t("Prompt suffix: {error}", error=exc.text)) from None
     return tidy
 
 
@@ -121,7 +127,7 @@ class Personalised:
     """A request with the member's preferences filled in, and what to tell them about it."""
 
     request: GenerationRequest
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text, ...] = ()
     private: bool = False  # the member's "Private results", when the command did not say
 
 
@@ -139,7 +145,7 @@ def personalise(
     told = frozenset(given_options)
     mode = Mode(request.mode)
     changes: dict[str, Any] = {}
-    notes: list[str] = []
+    notes: list[Text] = []
     if prefs.resolution is not None and "resolution" not in told:
         changes["resolution"], note = _resolution(prefs.resolution, mode, config)
         notes.extend(note)
@@ -160,12 +166,17 @@ def personalise(
 
 def _resolution(
     wanted: Resolution, mode: Mode, config: GuildConfig
-) -> tuple[Resolution, list[str]]:
+) -> tuple[Resolution, list[Text]]:
     mode_max = Resolution.R4K if mode is Mode.TEXT_TO_IMAGE else Resolution.R2K
     fits_mode = clamp_resolution(wanted, mode_max)
     chosen = clamp_resolution(fits_mode, config.max_resolution)
     if _RANK[chosen] < _RANK[fits_mode]:
-        return chosen, [f"Your preferred {wanted} is above this server's limit; made at {chosen}."]
+        note = t(
+            "Your preferred {wanted} is above this server's limit; made at {chosen}.",
+            wanted=str(wanted),
+            chosen=str(chosen),
+        )
+        return chosen, [note]
     return chosen, []
 
 
@@ -173,9 +184,12 @@ def _prompt_with(prompt: str, suffix: str) -> str:
     combined = append_to_prompt(prompt, suffix)
     if len(combined) > MAX_PROMPT_CHARS:
         raise InvalidInput(
-            f"With your prompt suffix from /settings your prompt is {len(combined):,} "
-            f"characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten the prompt, or the suffix "
-            "in /settings, and try again."
+            t(
+                "With your prompt suffix from /settings your prompt is {count} characters; the "
+                "limit is {limit}. Shorten the prompt, or the suffix in /settings, and try again.",
+                count=len(combined),
+                limit=MAX_PROMPT_CHARS,
+            )
         )
     return combined
 
@@ -204,14 +218,14 @@ def choose(prefs: Preferences, name: str, value: str) -> Preferences:
         return dataclasses.replace(prefs, aspect_ratio=value)
     if name == "count" and value in {str(n) for n in range(1, MAX_N + 1)}:
         return dataclasses.replace(prefs, count=int(value))
-    raise InvalidInput("That choice is not on the menu. Open /settings again and pick one.")
+    raise InvalidInput(t("That choice is not on the menu. Open /settings again and pick one."))
 
 
 def toggle(prefs: Preferences, name: str) -> Preferences:
     """``prefs`` with thinking, watermark or private results switched from what is in effect
     now."""
     if name not in TOGGLES:
-        raise InvalidInput("That button is not on the panel. Open /settings again.")
+        raise InvalidInput(t("That button is not on the panel. Open /settings again."))
     now = getattr(prefs, name)
     in_effect = getattr(DEFAULTS, name) if now is None else now
     change: dict[str, Any] = {name: not in_effect}

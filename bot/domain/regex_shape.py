@@ -19,6 +19,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from bot.domain.text import Text, t
+
 __all__ = ["BackRef", "Choice", "Group", "Leaf", "Node", "Repeat", "Seq", "Unsupported", "parse"]
 
 _DIGITS = "0123456789"
@@ -32,7 +34,12 @@ _BOUNDS = re.compile(r"\{([0-9]*)(?:(,)([0-9]*))?\}")  # {m}, {m,}, {,n}, {m,n},
 
 
 class Unsupported(Exception):
-    """The reader cannot follow this pattern; the message says why, in words for an admin."""
+    """The reader cannot follow this pattern; ``reason`` says why, in words for an admin (a
+    clause: bot.domain.patterns puts it into a whole sentence)."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.english())
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +155,12 @@ class _Reader:
         return found
 
     def unsupported(self) -> Unsupported:
-        return Unsupported(f"its syntax is not followed at character {self.pos + 1}; simplify it")
+        return Unsupported(
+            t(
+                "its syntax is not followed at character {position}; simplify it",
+                position=self.pos + 1,
+            )
+        )
 
 
 # --- sequences and choices ------------------------------------------------------------------
@@ -338,7 +350,7 @@ def _group(reader: _Reader) -> Node | None:
 def _flags(reader: _Reader, first: str) -> Node | None:
     flags = first + reader.take_while(_FLAGS, len(reader.text))
     if "x" in flags.partition("-")[0]:
-        raise Unsupported("it uses verbose mode `(?x)`; write the pattern without it")
+        raise Unsupported(t("it uses verbose mode `(?x)`; write the pattern without it"))
     if reader.match(")"):
         return None  # global flags: they apply to the whole pattern and match nothing
     reader.expect(":")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from bot.domain.models import Style
+from bot.domain.text import t
 from bot.domain.validation import normalise_prompt, renders_nothing
 from bot.errors import InvalidInput
 
@@ -36,8 +37,11 @@ def style_name(raw: str) -> str:
     name = " ".join(raw.split()).lower()
     if not name or len(name) > MAX_STYLE_NAME_CHARS or not _NAME_RE.fullmatch(name):
         raise InvalidInput(
-            f"A style name is 1 to {MAX_STYLE_NAME_CHARS} letters or digits, with spaces, "
-            "hyphens or underscores between them, e.g. `watercolor` or `film-noir`."
+            t(
+                "A style name is 1 to {most} letters or digits, with spaces, hyphens or "
+                "underscores between them, e.g. `watercolor` or `film-noir`.",
+                most=MAX_STYLE_NAME_CHARS,
+            )
         )
     return name
 
@@ -47,13 +51,19 @@ def style_text(raw: str) -> str:
     text = normalise_prompt(raw)
     if renders_nothing(text):
         raise InvalidInput(
-            "The style text is empty. Describe the look it adds to prompts, e.g. "
-            "`watercolor, soft pastel colors, visible paper texture`."
+            t(
+                "The style text is empty. Describe the look it adds to prompts, e.g. "
+                "`watercolor, soft pastel colors, visible paper texture`."
+            )
         )
     if len(text) > MAX_STYLE_CHARS:
         raise InvalidInput(
-            f"The style text is {len(text):,} characters; the limit is {MAX_STYLE_CHARS:,}. "
-            "Shorten it and try again."
+            t(
+                "The style text is {length} characters; the limit is {limit}. "
+                "Shorten it and try again.",
+                length=len(text),
+                limit=MAX_STYLE_CHARS,
+            )
         )
     return text
 

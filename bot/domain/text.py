@@ -10,14 +10,19 @@ arguments must be string literals, with named ``{placeholders}`` only. Values th
 are formatted for the reader's locale (``5,000`` in English, ``5.000`` in German); a value that
 is a ``Text`` is rendered too; any other value (a member's prompt, a name, a Discord timestamp)
 is inserted verbatim, never translated.
+
+``dump_text``/``load_text`` keep a Text as JSON, for a message that must outlive the process
+(a failed job's, delivered after a restart).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 COUNT = "count"  # the value that picks the plural form of a ``tn`` text
 
@@ -72,3 +77,42 @@ def english_value(value: object) -> str:
     if isinstance(value, float | Decimal):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     return str(value)
+
+
+def dump_text(text: Text) -> str:
+    """A Text as JSON (its msgid, plural and values; numbers stay numbers)."""
+    return json.dumps(_plain(text), ensure_ascii=False)
+
+
+def load_text(data: str) -> Text | None:
+    """The Text ``dump_text`` wrote; None for anything else."""
+    try:
+        return _text(json.loads(data))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _plain(text: Text) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in text.values.items():
+        if isinstance(value, Text):
+            values[name] = _plain(value)
+        elif isinstance(value, Decimal):
+            values[name] = {"decimal": str(value)}
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            values[name] = str(value)
+        else:
+            values[name] = value
+    return {"msgid": text.msgid, "plural": text.plural, "values": values}
+
+
+def _text(data: dict[str, Any]) -> Text:
+    values: dict[str, object] = {}
+    for name, value in data["values"].items():
+        if isinstance(value, dict) and "decimal" in value:
+            values[name] = Decimal(value["decimal"])
+        elif isinstance(value, dict):
+            values[name] = _text(value)
+        else:
+            values[name] = value
+    return Text(str(data["msgid"]), MappingProxyType(values), data.get("plural"))

@@ -12,6 +12,7 @@ import functools
 import re
 import unicodedata
 
+from bot.domain.text import t
 from bot.errors import InvalidInput
 
 __all__ = [
@@ -135,11 +136,17 @@ def check_word(word: str) -> str:
     tidy = " ".join(word.split())
     if len(tidy) > MAX_WORD_CHARS:
         raise InvalidInput(
-            f"A blocked word or phrase can have at most {MAX_WORD_CHARS} characters. "
-            "Use a blocked pattern for longer rules."
+            t(
+                "A blocked word or phrase can have at most {limit} characters. "
+                "Use a blocked pattern for longer rules.",
+                limit=MAX_WORD_CHARS,
+            )
         )
     if word_key(tidy) is None:
         raise InvalidInput(
-            "A blocked word needs at least one letter or digit. Separate several words with commas."
+            t(
+                "A blocked word needs at least one letter or digit. Separate several words "
+                "with commas."
+            )
         )
     return tidy

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.domain.quota import fmt_credits
+from bot.domain.text import Text, t
 from bot.errors import ServiceUnavailable, WanApiError
 from bot.jobs.background import TaskGroup
 from bot.store.meta import MetaRepository
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "credit_alert_state"
 
-PAUSED_MESSAGE = (
+PAUSED_MESSAGE = t(
     "Image generation is paused: the bot's image credits have run out. The server's admins have "
     "been told; please try again later. Nothing was charged."
 )
@@ -40,8 +41,9 @@ class CreditState(enum.StrEnum):
 
 # An alert for the servers' admins: (topic, message). The topic says what it is about: a
 # CreditState for the balance (a StrEnum, so "low", "out", "ok"), "schema" or "contract" for the
-# field map (bot.jobs.schema_watch).
-Alert = Callable[[str, str], Awaitable[None]]
+# field map (bot.jobs.schema_watch). The message is rendered in each server's language where it
+# is posted (bot.app); its English is what the log shows.
+Alert = Callable[[str, Text], Awaitable[None]]
 
 
 class CreditMonitor:
@@ -152,24 +154,44 @@ class CreditMonitor:
         else:
             self._resumed.set()
         await self.meta.set(STATE_KEY, state.value)
+        message = _message(state, previous, balance, self.threshold)
         shown = f" (balance: {fmt_credits(balance)} credits)" if balance is not None else ""
-        if state is CreditState.OUT:
-            message = (
-                f"⛔ The crun.ai account is out of credits{shown}. New image requests are paused "
-                "until it is topped up; members see a message saying so."
-            )
-        elif state is CreditState.LOW:
-            if previous is CreditState.OUT:
-                message = f"✅ Credits are back{shown}, but still low. Requests have resumed."
-            else:
-                message = (
-                    f"⚠️ The crun.ai balance is low{shown}, below the alert threshold of "
-                    f"{fmt_credits(self.threshold)}. Top it up to avoid a pause."
-                )
-        else:
-            message = f"✅ The crun.ai balance has recovered{shown}. Requests have resumed."
         log.warning("credit state %s -> %s%s", previous.value, state.value, shown)
         try:
             await self.alert(state, message)
         except Exception:
             log.exception("posting the credit alert failed")
+
+
+def _message(
+    state: CreditState, previous: CreditState, balance: float | None, threshold: float
+) -> Text:
+    """The admins' alert for a change of ``state``; only a 402 comes without a balance."""
+    if balance is None:
+        return t(
+            "⛔ The crun.ai account is out of credits. New image requests are paused until it is "
+            "topped up; members see a message saying so."
+        )
+    if state is CreditState.OUT:
+        return t(
+            "⛔ The crun.ai account is out of credits (balance: {balance} credits). New image "
+            "requests are paused until it is topped up; members see a message saying so.",
+            balance=balance,
+        )
+    if state is CreditState.LOW and previous is CreditState.OUT:
+        return t(
+            "✅ Credits are back (balance: {balance} credits), but still low. Requests have "
+            "resumed.",
+            balance=balance,
+        )
+    if state is CreditState.LOW:
+        return t(
+            "⚠️ The crun.ai balance is low (balance: {balance} credits), below the alert "
+            "threshold of {threshold}. Top it up to avoid a pause.",
+            balance=balance,
+            threshold=threshold,
+        )
+    return t(
+        "✅ The crun.ai balance has recovered (balance: {balance} credits). Requests have resumed.",
+        balance=balance,
+    )

@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from bot.domain.models import DeliveryState, Job, JobStatus, ResultImage
+from bot.domain.text import Text, load_text
 from bot.errors import DownloadRefused, MediaError
 from bot.jobs.delivery import UNDELIVERED, DeliveryGone, DeliverySink, Outcome
-from bot.jobs.messages import failure_message
+from bot.jobs.messages import FAILURE_TEXT, failure_message, rebuilt
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Backoff, Scheduler
 from bot.media import MediaFetcher, fit_image_async
@@ -118,9 +119,7 @@ class Deliverer:
 
     async def _outcome(self, job: Job, sink: DeliverySink) -> Outcome | None:
         if job.status is not JobStatus.SUCCEEDED:
-            return Outcome(
-                job=job, error_message=job.error_message or failure_message("internal", job.id)
-            )
+            return Outcome.failed(job, await self._failure(job))
         limit = sink.upload_limit(job)
         try:
             images = await self._fetch(job, limit)
@@ -148,7 +147,18 @@ class Deliverer:
         # absorbs what crun billed, as for any failed job.
         if await self._jobs.refund_settled(job.id, reason=reason, now=self._clock()):
             log.warning("job %s: results could not be fetched; credits refunded", job.id)
-        return Outcome(job=job, error_message=failure_message("download", job.id))
+        return Outcome.failed(job, failure_message("download", job.id))
+
+    async def _failure(self, job: Job) -> Text | str:
+        """A failed job's message, to be written in its language: the Text its finish kept (the
+        newest that still says what the job stores), else one remade from its error code, else
+        the stored English as it is."""
+        for _, event, detail in reversed(await self._jobs.events(job.id)):
+            if event == FAILURE_TEXT and detail:
+                text = load_text(detail)
+                if text is not None and text.english() == job.error_message:
+                    return text
+        return rebuilt(job) or job.error_message or failure_message("internal", job.id)
 
     async def _fetch(self, job: Job, limit: int) -> tuple[ResultImage, ...]:
         images = []

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.domain.models import Job, ResultImage
+from bot.domain.text import Text
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,29 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What gets delivered: images on success, a user-safe message otherwise."""
+    """What gets delivered: images on success, a user-safe message otherwise.
+
+    ``error_message`` is the message in English (receipts, the CLI); ``text``, when there is
+    one, the same message for a sink to write in the job's language.
+    """
 
     job: Job
     images: tuple[ResultImage, ...] = ()
     error_message: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    text: Text | None = None
+
+    @staticmethod
+    def failed(job: Job, message: Text | str) -> Outcome:
+        """A failure's outcome: a ``Text`` is kept to be translated, a string shown as it is."""
+        if isinstance(message, Text):
+            return Outcome(job=job, error_message=message.english(), text=message)
+        return Outcome(job=job, error_message=message)
+
+    @property
+    def message(self) -> Text | str:
+        """What the member is told about a failure (a Text when it can be translated)."""
+        return self.text if self.text is not None else self.error_message or ""
 
     def __post_init__(self) -> None:
         # A success with nothing to post would be "delivered" without a result.

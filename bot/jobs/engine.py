@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Job, Target
+from bot.domain.text import t
 from bot.domain.validation import validate_request
 from bot.errors import QuotaExceeded, ServiceUnavailable
 from bot.jobs.announcing import QueueAnnouncer
@@ -64,7 +65,7 @@ __all__ = ["RESTARTING_MESSAGE", "EngineConfig", "JobEngine"]  # EngineConfig: i
 
 log = logging.getLogger(__name__)
 
-RESTARTING_MESSAGE = (
+RESTARTING_MESSAGE = t(
     "The bot is restarting and is not taking new requests. Please try again in a minute; "
     "nothing was charged."
 )

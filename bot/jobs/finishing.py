@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable
 
 from bot.domain.models import Job, JobStatus
-from bot.jobs.messages import CONTENT_FILTERED, failure_message
+from bot.domain.text import Text, dump_text
+from bot.jobs.messages import CONTENT_FILTERED, FAILURE_TEXT, failure_message
 from bot.jobs.progress import ProgressReporter
 from bot.jobs.records import JobRecords
 from bot.jobs.scheduler import Action, Scheduler
@@ -48,12 +49,15 @@ class Finisher:
         status: JobStatus,
         *,
         error_code: str | None = None,
-        error_message: str | None = None,
+        error_message: Text | str | None = None,
         result_urls: tuple[str, ...] = (),
         credits: float | None = None,
     ) -> None:
+        """``error_message`` is stored in English; a ``Text`` is also kept as a job event, so
+        its delivery (after a restart too) tells the member in the job's language."""
         self._records.keep_polled(job.id, None)
         now = self._clock()
+        english = error_message.english() if isinstance(error_message, Text) else error_message
         if await self._jobs.finish(
             job.id,
             status=status,
@@ -61,19 +65,25 @@ class Finisher:
             result_urls=result_urls,
             credits=credits,
             error_code=error_code,
-            error_message=error_message,
+            error_message=english,
         ):
+            if isinstance(error_message, Text):
+                await self._keep_text(job.id, error_message, now)
             duration = None if job.submitted_at is None else now - job.submitted_at
             if status is JobStatus.SUCCEEDED and duration is not None:
                 self._reporter.job_took(duration)
             self._metrics.job_finished(status.value, duration)
             log.info("job %s finished: %s", job.id, status.value)
-            if error_code == "generation-failed" and (error_message or "").startswith(
-                CONTENT_FILTERED
-            ):
+            if error_code == "generation-failed" and (english or "").startswith(CONTENT_FILTERED):
                 await self._tell_content_filtered(job)
         await self._records.release_slot(job.id)
         self._scheduler.schedule(Action.DELIVER, job.id, self._clock())
+
+    async def _keep_text(self, job_id: str, text: Text, now: float) -> None:
+        try:
+            await self._jobs.add_event(job_id, FAILURE_TEXT, dump_text(text), now)
+        except Exception:  # without it the member is told in English: never worth a stuck job
+            log.warning("job %s: could not keep the failure's text", job_id, exc_info=True)
 
     async def _tell_content_filtered(self, job: Job | PollView) -> None:
         if self._content_filtered is None:
@@ -86,7 +96,7 @@ class Finisher:
             log.exception("job %s: content-filter callback failed", job.id)
 
     async def fail(
-        self, job_id: str, code: str, message: str, *, credits: float | None = None
+        self, job_id: str, code: str, message: Text | str, *, credits: float | None = None
     ) -> None:
         job = await self._jobs.require(job_id)
         await self.finish(

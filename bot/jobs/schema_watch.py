@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bot.domain.models import Mode
+from bot.domain.text import Text, t, tn
 from bot.errors import WanApiError
 from bot.jobs.background import TaskGroup
 from bot.jobs.credits import Alert
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_TOPIC = "schema"  # the field map changed
 CONTRACT_TOPIC = "contract"  # crun keeps refusing what the bot sends
-_ALERT_LIMIT = 1900  # under Discord's 2000 characters, with room to spare
+# crun's words, the field map lines and problems together: under Discord's 2000 characters with
+# room for the alert's own sentence in any language.
+_VALUES_LIMIT = 1400
 
 
 @dataclass
@@ -107,7 +110,7 @@ class SchemaWatch:
             return
         burst.alerted = True
         notice = _burst_message(mode, len(burst.times), self.burst_window, field_name, message)
-        log.warning("%s", notice)
+        log.warning("%s", notice.english())
         self._tasks.spawn(self._post(CONTRACT_TOPIC, notice), name="refusal-alert")
 
     def _kick(self, now: float) -> None:
@@ -152,36 +155,70 @@ class SchemaWatch:
             await self._post(SCHEMA_TOPIC, _change_message(changed, self.contract.problems))
         return notes
 
-    async def _post(self, topic: str, message: str) -> None:
+    async def _post(self, topic: str, message: Text) -> None:
         try:
             await self.alert(topic, message)
         except Exception:
             log.exception("posting the %s alert failed", topic)
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= _ALERT_LIMIT else text[: _ALERT_LIMIT - 1] + "…"
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _change_message(changed: list[str], problems: list[str]) -> str:
+def _change_message(changed: list[str], problems: list[str]) -> Text:
     lines = "\n".join(f"• `{line}`" for line in changed)
-    text = (
-        "🔁 crun's model schema for Wan 2.7 Image Pro changed; the bot now sends requests with "
-        f"this field map (old => new):\n{lines}"
-    )
     if problems:
-        text += "\n⚠️ Problems: " + "; ".join(problems)
-    return _clip(text + "\nRun `wanbot check --probe` to confirm what crun accepts.")
+        listed = _clip("; ".join(problems), _VALUES_LIMIT // 2)
+        return t(
+            "🔁 crun's model schema for Wan 2.7 Image Pro changed; the bot now sends requests "
+            "with this field map (old => new):\n{lines}\n⚠️ Problems: {problems}\n"
+            "Run `wanbot check --probe` to confirm what crun accepts.",
+            lines=_clip(lines, _VALUES_LIMIT - len(listed)),
+            problems=listed,
+        )
+    return t(
+        "🔁 crun's model schema for Wan 2.7 Image Pro changed; the bot now sends requests with "
+        "this field map (old => new):\n{lines}\n"
+        "Run `wanbot check --probe` to confirm what crun accepts.",
+        lines=_clip(lines, _VALUES_LIMIT),
+    )
 
 
 def _burst_message(
     mode: Mode, count: int, window: float, field_name: str | None, message: str
-) -> str:
-    named = f" on the `{field_name}` field" if field_name else ""
+) -> Text:
+    """The admins' alert for a burst of 422s: crun's words verbatim (the key and the prompt
+    were taken out before), the mode's own name as the code spells it."""
     said = " ".join(message.split())[:400]
-    return _clip(
-        f"⚠️ crun refused {count} {mode.value} requests in the last {window / 60:.0f} minutes "
-        f"(HTTP 422){named}. crun said: “{said}”. The members were told and refunded, and the "
-        "bot re-reads the model schema. Run `wanbot check --probe` on the bot's host to see "
-        "which fields crun accepts now (WAN_FIELD_MAP can override the field map)."
+    minutes = round(window / 60)
+    if field_name:
+        return tn(
+            "⚠️ crun refused {count} {mode} request in the last {minutes} minutes (HTTP 422) on "
+            "the `{field}` field. crun said: “{said}”. The member was told and refunded, and "
+            "the bot re-reads the model schema. Run `wanbot check --probe` on the bot's host to "
+            "see which fields crun accepts now (WAN_FIELD_MAP can override the field map).",
+            "⚠️ crun refused {count} {mode} requests in the last {minutes} minutes (HTTP 422) on "
+            "the `{field}` field. crun said: “{said}”. The members were told and refunded, and "
+            "the bot re-reads the model schema. Run `wanbot check --probe` on the bot's host to "
+            "see which fields crun accepts now (WAN_FIELD_MAP can override the field map).",
+            count=count,
+            mode=mode.value,
+            minutes=minutes,
+            field=_clip(field_name, 100),
+            said=said,
+        )
+    return tn(
+        "⚠️ crun refused {count} {mode} request in the last {minutes} minutes (HTTP 422). "
+        "crun said: “{said}”. The member was told and refunded, and the bot re-reads the model "
+        "schema. Run `wanbot check --probe` on the bot's host to see which fields crun accepts "
+        "now (WAN_FIELD_MAP can override the field map).",
+        "⚠️ crun refused {count} {mode} requests in the last {minutes} minutes (HTTP 422). "
+        "crun said: “{said}”. The members were told and refunded, and the bot re-reads the "
+        "model schema. Run `wanbot check --probe` on the bot's host to see which fields crun "
+        "accepts now (WAN_FIELD_MAP can override the field map).",
+        count=count,
+        mode=mode.value,
+        minutes=minutes,
+        said=said,
     )

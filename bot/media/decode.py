@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from bot.domain.text import Text, t
 from bot.errors import MediaError
 from bot.media.limits import INPUT_MAX_SIDE, MAX_PIXELS
 from bot.media.sniff import CONTENT_TYPES, OPENABLE, Header, sniff_format
 
-_SEND_INSTEAD = "send a PNG, JPEG, WEBP or BMP image"
 _WHITE = (255, 255, 255)
 
 _OPEN_LOCK = threading.Lock()
@@ -39,43 +39,59 @@ class ImageInfo:
     mime: str
 
 
-def file_label(name: str) -> str:
+#: A file's name as the messages show it: a string, or a ``Text`` when the file has none.
+Label = str | Text
+
+#: Formats named by a word of their own (sniff.py): translated; the others are acronyms.
+_FORMAT_WORDS: dict[str, Text] = {"PDF document": t("PDF document"), "ICO icon": t("ICO icon")}
+
+
+def file_label(name: Label) -> Label:
+    if isinstance(name, Text):
+        return name  # already what a member reads ("the image", "embedded image 2")
     name = " ".join(name.split())
     if len(name) > 80:
         name = name[:77] + "..."
-    return name or "the image"
+    return name or t("the image")
+
+
+def damaged(name: Label, fmt: str, detail: str) -> MediaError:
+    return MediaError(
+        t(
+            "{name} looks like a {format} file but could not be read (it may be damaged); "
+            "send a PNG, JPEG, WEBP or BMP image.",
+            name=name,
+            format=fmt,
+        ),
+        detail=detail,
+    )
 
 
 @contextlib.contextmanager
-def pillow_errors(name: str, fmt: str) -> Iterator[None]:
+def pillow_errors(name: Label, fmt: str) -> Iterator[None]:
     """Turn whatever Pillow raises on bad input into a MediaError naming the file."""
     try:
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(
-            f"{name} is too large to open safely; send a smaller image.",
+            t("{name} is too large to open safely; send a smaller image.", name=name),
             detail=f"{name}: decompression bomb guard: {exc}",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as exc:
-        raise MediaError(
-            f"{name} looks like a {fmt} file but could not be read (it may be damaged); "
-            f"{_SEND_INSTEAD}.",
-            detail=f"{name}: {type(exc).__name__}: {exc}",
-        ) from None
+        raise damaged(name, fmt, f"{name}: {type(exc).__name__}: {exc}") from None
 
 
 @contextlib.contextmanager
-def as_result_error(what: str) -> Iterator[None]:
-    """Results come from the model, so "send a PNG instead" would make no sense to the user."""
+def as_result_error(message: Text) -> Iterator[None]:
+    """Results come from the model, so "send a PNG instead" would make no sense to the user:
+    ``message`` says which result could not be read."""
     try:
         yield
     except MediaError as exc:
-        raise MediaError(
-            f"{what} could not be read, so it can't be shown here.", detail=exc.detail
-        ) from None
+        raise MediaError(message, detail=exc.detail) from None
 
 
-def open_image(data: bytes, name: str) -> tuple[Image.Image, Header]:
+def open_image(data: bytes, name: Label) -> tuple[Image.Image, Header]:
     """Sniff, check the declared size, then let Pillow open (header only) the one format."""
     label = file_label(name)
     fmt, header = sniff_format(data)
@@ -84,11 +100,7 @@ def open_image(data: bytes, name: str) -> tuple[Image.Image, Header]:
     if fmt not in OPENABLE:
         raise wrong_format(label, fmt)
     if header is None:
-        raise MediaError(
-            f"{label} looks like a {fmt} file but could not be read (it may be damaged); "
-            f"{_SEND_INSTEAD}.",
-            detail=f"{label}: unparseable {fmt} header",
-        )
+        raise damaged(label, fmt, f"{label}: unparseable {fmt} header")
     _check_pixels(label, header.width, header.height)
     with pillow_errors(label, fmt):
         with _OPEN_LOCK, warnings.catch_warnings():
@@ -99,28 +111,42 @@ def open_image(data: bytes, name: str) -> tuple[Image.Image, Header]:
     return im, header
 
 
-def not_an_image(label: str, data: bytes) -> MediaError:
+def not_an_image(label: Label, data: bytes) -> MediaError:
     return MediaError(
-        f"{label} is not an image the bot can read; {_SEND_INSTEAD}.",
+        t(
+            "{name} is not an image the bot can read; send a PNG, JPEG, WEBP or BMP image.",
+            name=label,
+        ),
         detail=f"{label}: unrecognised content ({len(data)} bytes)",
     )
 
 
-def wrong_format(label: str, fmt: str) -> MediaError:
-    article = "an" if fmt[0] in "AEFILMNORSX" else "a"  # "an AVIF", "a GIF", "a HEIC"
-    return MediaError(f"{label} is {article} {fmt}; {_SEND_INSTEAD}.", detail=f"{label}: {fmt}")
+def wrong_format(label: Label, fmt: str) -> MediaError:
+    values: dict[str, object] = {"name": label, "format": _FORMAT_WORDS.get(fmt, fmt)}
+    if fmt[0] in "AEFILMNORSX":  # "an AVIF", "an ICO icon"; "a GIF", "a HEIC"
+        text = t("{name} is an {format}; send a PNG, JPEG, WEBP or BMP image.", **values)
+    else:
+        text = t("{name} is a {format}; send a PNG, JPEG, WEBP or BMP image.", **values)
+    return MediaError(text, detail=f"{label}: {fmt}")
 
 
-def _check_pixels(label: str, width: int, height: int) -> None:
+def _check_pixels(label: Label, width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise MediaError(
-            f"{label} has no pixels; {_SEND_INSTEAD}.",
+            t("{name} has no pixels; send a PNG, JPEG, WEBP or BMP image.", name=label),
             detail=f"{label}: declared {width}x{height}",
         )
     if width * height > MAX_PIXELS:
         raise MediaError(
-            f"{label} is {width}×{height} px, too large to open safely; "
-            f"send an image of at most {INPUT_MAX_SIDE} px per side.",
+            # Pixel sizes as strings: written as today (8000, not 8,000) in every language.
+            t(
+                "{name} is {width}×{height} px, too large to open safely; send an image of at "
+                "most {limit} px per side.",
+                name=label,
+                width=str(width),
+                height=str(height),
+                limit=str(INPUT_MAX_SIDE),
+            ),
             detail=f"{label}: declared {width}x{height} > {MAX_PIXELS} pixels",
         )
 
@@ -141,7 +167,7 @@ def image_info(im: Image.Image, fallback: str) -> ImageInfo:
     )
 
 
-def inspect_image(data: bytes, *, name: str) -> ImageInfo:
+def inspect_image(data: bytes, *, name: Label) -> ImageInfo:
     """Format, size and alpha of an image, read from its header without decoding the pixels."""
     im, header = open_image(data, name)
     with im:
@@ -151,7 +177,7 @@ def inspect_image(data: bytes, *, name: str) -> ImageInfo:
 # --- pixel work ------------------------------------------------------------------------------
 
 
-def decoded(im: Image.Image, label: str, fmt: str) -> Image.Image:
+def decoded(im: Image.Image, label: Label, fmt: str) -> Image.Image:
     with pillow_errors(label, fmt):
         im.load()
     return im

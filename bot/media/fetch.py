@@ -14,6 +14,7 @@ from typing import Self
 import aiohttp
 from yarl import URL
 
+from bot.domain.text import Text, t
 from bot.errors import DownloadRefused, MediaError
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,13 @@ class Fetched:
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
 _CHUNK = 64 * 1024
+NOT_DOWNLOADED = t("The image could not be downloaded.")
 
 
 class _TransientError(Exception):
     """A failure worth another attempt; becomes a MediaError when attempts run out."""
 
-    def __init__(self, user_message: str, detail: str, retry_after: float | None = None) -> None:
+    def __init__(self, user_message: Text, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.user_message = user_message
         self.detail = detail
@@ -164,7 +166,7 @@ class MediaFetcher:
         """The address is refused by policy: permanent, so the caller never retries it."""
         detail = f"refused to download {where}: {why}"
         log.warning("%s", detail)
-        return DownloadRefused("That image link can't be used by the bot.", detail=detail)
+        return DownloadRefused(t("That image link can't be used by the bot."), detail=detail)
 
     def _check_url(self, url: URL) -> None:
         scheme = (url.scheme or "").lower()
@@ -205,7 +207,10 @@ class MediaFetcher:
                         continue
                     if resp.status >= 500 or resp.status in _RETRY_STATUSES:
                         raise _TransientError(
-                            "The image server is having trouble right now; try again in a minute.",
+                            t(
+                                "The image server is having trouble right now; try again in a "
+                                "minute."
+                            ),
                             f"http {resp.status} from {where}",
                             _retry_after(resp.headers.get(aiohttp.hdrs.RETRY_AFTER)),
                         )
@@ -227,25 +232,28 @@ class MediaFetcher:
                     return bytes(buf), content_type
             except TimeoutError:
                 raise _TransientError(
-                    "Downloading the image took too long; try again later.",
+                    t("Downloading the image took too long; try again later."),
                     f"timed out fetching {where}",
                 ) from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                 raise _TransientError(
-                    "Couldn't reach the image server; try again later.",
+                    t("Couldn't reach the image server; try again later."),
                     f"{type(exc).__name__} fetching {where}",
                 ) from None
             except aiohttp.ClientError as exc:
                 detail = f"{type(exc).__name__} fetching {where}"
                 log.warning("download failed: %s", detail)
-                raise MediaError("The image could not be downloaded.", detail=detail) from None
+                raise MediaError(NOT_DOWNLOADED, detail=detail) from None
         raise self._http_error(0, redact_url(target), f"more than {self._max_redirects} redirects")
 
     def _too_big(self, where: str, how: str) -> MediaError:
         detail = f"{where} exceeds {self._max_bytes} bytes ({how})"
         log.warning("download refused: %s", detail)
         return MediaError(
-            f"The image is larger than the {_human_bytes(self._max_bytes)} the bot can download.",
+            t(
+                "The image is larger than the {size} the bot can download.",
+                size=_human_bytes(self._max_bytes),
+            ),
             detail=detail,
         )
 
@@ -255,9 +263,9 @@ class MediaFetcher:
         log.warning("download failed: %s", detail)
         if status in (401, 403, 404, 410):
             return MediaError(
-                "The image is no longer available (the link may have expired).", detail=detail
+                t("The image is no longer available (the link may have expired)."), detail=detail
             )
-        return MediaError("The image could not be downloaded.", detail=detail)
+        return MediaError(NOT_DOWNLOADED, detail=detail)
 
 
 def _is_internal_host(host: str) -> bool:

@@ -14,6 +14,7 @@ from typing import IO, Final
 
 from PIL import Image
 
+from bot.domain.text import t
 from bot.errors import MediaError
 from bot.media.decode import ImageInfo, as_result_error, decoded, flatten, image_info, open_image
 from bot.media.sniff import EXTENSIONS
@@ -25,7 +26,7 @@ QUALITY_LADDER: Final = (92, 85, 78, 70, 60)
 SCALE_STEP: Final = 0.8
 MIN_LONG_SIDE: Final = 256
 
-_RESULT = "The finished image"
+_RESULT = t("The finished image could not be read, so it can't be shown here.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ def fit_image(data: bytes, limit_bytes: int) -> Fitted:
             )
             return fitted
     raise MediaError(
-        "The image is too large to upload here, even shrunk and compressed.",
+        t("The image is too large to upload here, even shrunk and compressed."),
         detail=f"could not fit {info.width}x{info.height} ({len(data)} bytes) "
         f"under {limit_bytes} bytes at {MIN_LONG_SIDE} px",
     )

@@ -9,6 +9,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from bot.domain.text import Text, t
 from bot.media.decode import as_result_error, decoded, flatten, format_of, inspect_image, open_image
 from bot.media.fit import encode_jpeg
 
@@ -37,7 +38,7 @@ def make_grid(images: Sequence[bytes], *, max_side: int = 1024) -> bytes:
     cols, rows = _grid_shape(n)
     gap = max(4, max_side // 128)
 
-    with as_result_error("Image 1 of the result"):
+    with as_result_error(_unreadable(1)):
         first = inspect_image(images[0], name="image 1")
     aspect = min(max(first.width / first.height, 1 / 8), 8.0)
     cell_w = (max_side - (cols + 1) * gap) // cols
@@ -57,7 +58,7 @@ def make_grid(images: Sequence[bytes], *, max_side: int = 1024) -> bytes:
     font = ImageFont.load_default(size=font_px)
     for index, data in enumerate(images):
         label = f"image {index + 1}"
-        with as_result_error(f"Image {index + 1} of the result"):
+        with as_result_error(_unreadable(index + 1)):
             im, header = open_image(data, label)
             with im:
                 fmt = format_of(im, header.format)
@@ -73,6 +74,12 @@ def make_grid(images: Sequence[bytes], *, max_side: int = 1024) -> bytes:
         sheet.paste(tile, (x0 + (cell_w - tile.width) // 2, y0 + (cell_h - tile.height) // 2))
         _draw_badge(draw, font, str(index + 1), at=(x0 + gap, y0 + gap), font_px=font_px)
     return encode_jpeg(sheet, 90, None)
+
+
+def _unreadable(number: int) -> Text:
+    return t(
+        "Image {number} of the result could not be read, so it can't be shown here.", number=number
+    )
 
 
 def _draw_badge(

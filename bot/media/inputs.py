@@ -9,9 +9,11 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from bot.domain.text import Text, t
 from bot.errors import MediaError
 from bot.media.decode import (
     ImageInfo,
+    Label,
     decoded,
     file_label,
     flatten,
@@ -40,7 +42,7 @@ class Prepared:
     ext: str  # with the dot, e.g. ".png" (crun's upload-url wants it that way)
 
 
-def check_input_image(data: bytes, *, name: str) -> ImageInfo:
+def check_input_image(data: bytes, *, name: Label) -> ImageInfo:
     """Enforce the model's input rules; every refusal names the file and says what to do."""
     label = file_label(name)
     fmt, header = sniff_format(data)
@@ -50,8 +52,7 @@ def check_input_image(data: bytes, *, name: str) -> ImageInfo:
         raise wrong_format(label, fmt)
     if len(data) > INPUT_MAX_BYTES:
         raise MediaError(
-            f"{label} is {len(data) / 1_000_000:.1f} MB; images must be at most 20 MB. "
-            "Send a smaller or more compressed image (a JPEG usually is).",
+            too_many_bytes(label, len(data)),
             detail=f"{label}: {len(data)} bytes > {INPUT_MAX_BYTES}",
         )
     if header is not None:
@@ -68,11 +69,23 @@ def check_input_image(data: bytes, *, name: str) -> ImageInfo:
     return info
 
 
+def too_many_bytes(label: Label, size: int) -> Text:
+    """The refusal of a file over ``INPUT_MAX_BYTES`` (also used before downloading)."""
+    megabytes = f"{size / 1_000_000:.1f}"  # a string: "20.0", as written today
+    return t(
+        "{name} is {size} MB; images must be at most {limit} MB. Send a smaller or more "
+        "compressed image (a JPEG usually is).",
+        name=label,
+        size=megabytes,
+        limit=INPUT_MAX_BYTES // 1_000_000,
+    )
+
+
 # verify() checks nothing for these, so a file cut short would be accepted and billed.
 _VERIFY_IS_BLIND: Final = frozenset({"JPEG", "BMP"})
 
 
-def _check_scan(data: bytes, name: str, label: str) -> None:
+def _check_scan(data: bytes, name: Label, label: Label) -> None:
     """Decode the pixels to prove the file is whole; a JPEG only at 1/8 scale, which is cheap."""
     im, _ = open_image(data, name)
     with im:
@@ -82,29 +95,55 @@ def _check_scan(data: bytes, name: str, label: str) -> None:
         decoded(im, label, im.format or "image")
 
 
-def _check_dimensions(label: str, width: int, height: int) -> None:
-    size = f"{width}×{height} px"
+def too_small(label: Label, width: int, height: int) -> Text:
+    # Pixel sizes as strings: written as today (8000, not 8,000) in every language.
+    return t(
+        "{name} is {width}×{height} px; each side must be at least {limit} px. "
+        "Send a larger image.",
+        name=label,
+        width=str(width),
+        height=str(height),
+        limit=str(INPUT_MIN_SIDE),
+    )
+
+
+def too_large(label: Label, width: int, height: int) -> Text:
+    return t(
+        "{name} is {width}×{height} px; each side must be at most {limit} px. "
+        "Resize it and send it again.",
+        name=label,
+        width=str(width),
+        height=str(height),
+        limit=str(INPUT_MAX_SIDE),
+    )
+
+
+def _check_dimensions(label: Label, width: int, height: int) -> None:
     if min(width, height) < INPUT_MIN_SIDE:
         raise MediaError(
-            f"{label} is {size}; each side must be at least {INPUT_MIN_SIDE} px. "
-            "Send a larger image.",
+            too_small(label, width, height),
             detail=f"{label}: {width}x{height} below {INPUT_MIN_SIDE}",
         )
     if max(width, height) > INPUT_MAX_SIDE:
         raise MediaError(
-            f"{label} is {size}; each side must be at most {INPUT_MAX_SIDE} px. "
-            "Resize it and send it again.",
+            too_large(label, width, height),
             detail=f"{label}: {width}x{height} above {INPUT_MAX_SIDE}",
         )
     if max(width, height) > INPUT_MAX_ASPECT * min(width, height):
         raise MediaError(
-            f"{label} is {size}, too long and thin; the sides may differ by at most "
-            f"{INPUT_MAX_ASPECT}:1. Crop it and send it again.",
+            t(
+                "{name} is {width}×{height} px, too long and thin; the sides may differ by at "
+                "most {ratio}:1. Crop it and send it again.",
+                name=label,
+                width=str(width),
+                height=str(height),
+                ratio=INPUT_MAX_ASPECT,
+            ),
             detail=f"{label}: aspect {width}x{height} beyond {INPUT_MAX_ASPECT}:1",
         )
 
 
-def prepare_for_upload(data: bytes, *, name: str) -> Prepared:
+def prepare_for_upload(data: bytes, *, name: Label) -> Prepared:
     """Make an input image acceptable upstream: no alpha channel (PNG is re-encoded flat).
 
     Opaque images pass through byte for byte, so nothing is lost to a needless re-encode.
@@ -126,9 +165,9 @@ def prepare_for_upload(data: bytes, *, name: str) -> Prepared:
 # --- async wrappers: Pillow never runs on the event loop -------------------------------------
 
 
-async def check_input_image_async(data: bytes, *, name: str) -> ImageInfo:
+async def check_input_image_async(data: bytes, *, name: Label) -> ImageInfo:
     return await asyncio.to_thread(check_input_image, data, name=name)
 
 
-async def prepare_for_upload_async(data: bytes, *, name: str) -> Prepared:
+async def prepare_for_upload_async(data: bytes, *, name: Label) -> Prepared:
     return await asyncio.to_thread(prepare_for_upload, data, name=name)

@@ -22,6 +22,7 @@ from bot.domain.models import (
     Target,
 )
 from bot.domain.quota import CostTable
+from bot.domain.text import t
 from bot.domain.validation import SEED_MAX, upscale_refusal
 from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
@@ -35,7 +36,9 @@ Estimator = Callable[[GenerationRequest], Awaitable[float | None]]
 
 def no_such_job(job_id: str) -> InvalidInput:
     """One answer for an unknown id and for a job the asker may not see: existence stays hidden."""
-    return InvalidInput(f"There is no job `{job_id[:32]}`. Check the id in the footer.")
+    return InvalidInput(
+        t("There is no job `{job_id}`. Check the id in the footer.", job_id=job_id[:32])
+    )
 
 
 class GenerationService:

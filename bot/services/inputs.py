@@ -11,8 +11,10 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
+from bot.domain.text import Text, t
 from bot.errors import MediaError
 from bot.media import MediaFetcher, check_input_image_async
+from bot.media.decode import Label
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +28,22 @@ class InputChecker:
         self._fetcher = fetcher
         self._concurrency = concurrency
 
-    async def problems(self, files: Sequence[tuple[str, str]]) -> list[str]:
+    async def problems(self, files: Sequence[tuple[str, Label]]) -> list[Text | str]:
         """Download each ``(url, label)`` and check it; one sentence per bad file, in order."""
         gate = asyncio.Semaphore(self._concurrency)
         found = await asyncio.gather(*(self._problem(url, label, gate) for url, label in files))
         return [p for p in found if p]
 
-    async def _problem(self, url: str, label: str, gate: asyncio.Semaphore) -> str | None:
+    async def _problem(self, url: str, label: Label, gate: asyncio.Semaphore) -> Text | str | None:
         async with gate:
             try:
                 fetched = await self._fetcher.fetch(url)
             except MediaError as exc:
-                return f"I couldn't download {label}: {exc.user_message}"
+                return t("I couldn't download {name}: {reason}", name=label, reason=exc.text)
             try:
                 await check_input_image_async(fetched.data, name=label)
             except MediaError as exc:
                 # The member gets the friendly reason; the operator gets Pillow's.
                 log.info("input image refused: %s", exc.detail)
-                return exc.user_message
+                return exc.text
         return None

@@ -3,8 +3,9 @@
 Every method returns at once: the line is looked up, rate-limited and posted in the background,
 so a member's reply never waits on the mod log, and a post that fails is logged, never shown. The
 wording and the limit are ``bot.domain.modlog``'s; posting is the ``send`` the bot passes in (the
-Discord face's, ``bot.ui.modlog``). Without a ``send`` (the CLI) or a mod-log channel, nothing
-is posted.
+Discord face's, ``bot.ui.modlog``), which renders the line in the server's language: the service
+hands it the language the server's admins chose, read with the mod-log channel. Without a
+``send`` (the CLI) or a mod-log channel, nothing is posted.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from collections.abc import Awaitable, Callable
 from bot.domain.config import BlockRule
 from bot.domain.models import Job
 from bot.domain.modlog import EventKind, ModEvent, ModLogLimiter, Verdict, line, summary_line
+from bot.domain.text import Text
 from bot.jobs.background import TaskGroup
 from bot.store.guild_config import GuildConfigRepository
 
 log = logging.getLogger(__name__)
 
-# (guild id, channel id, text): posts one line; raises nothing it has not logged.
-Send = Callable[[int, int, str], Awaitable[None]]
+# (guild id, channel id, text, the server's /wan-admin config language or None): posts one line
+# in the server's language; raises nothing it has not logged.
+Send = Callable[[int, int, Text, str | None], Awaitable[None]]
 
 CLOSE_GRACE = 2.0  # seconds lines still being posted get at shutdown
 SUMMARY_MARGIN = 0.05  # seconds after a window ends that its summary is posted
@@ -100,12 +103,12 @@ class ModLogService:
     # --- posting ------------------------------------------------------------------------------
 
     async def _report(self, guild_id: int, event: ModEvent) -> None:
-        channel_id = (await self._configs.get(guild_id)).modlog_channel_id
-        if channel_id is None:
+        config = await self._configs.get(guild_id)
+        if config.modlog_channel_id is None:
             return
         verdict = self.limiter.admit(guild_id, event.kind, self.clock())
         if verdict is Verdict.POST:
-            await self._post(guild_id, channel_id, line(event))
+            await self._post(guild_id, config.modlog_channel_id, line(event), config.language)
         elif verdict is Verdict.HOLD_FIRST:
             self._timers.spawn(self._summary_later(guild_id), name=f"guild-{guild_id}")
 
@@ -120,17 +123,18 @@ class ModLogService:
         """Post the summary of every window that is over; returns how many were posted."""
         posted = 0
         for guild_id, held in self.limiter.due(self.clock()):
-            channel_id = (await self._configs.get(guild_id)).modlog_channel_id
-            if channel_id is not None:  # turned off meanwhile: nothing to say
-                await self._post(guild_id, channel_id, summary_line(held))
+            config = await self._configs.get(guild_id)
+            if config.modlog_channel_id is not None:  # turned off meanwhile: nothing to say
+                summary = summary_line(held)
+                await self._post(guild_id, config.modlog_channel_id, summary, config.language)
                 posted += 1
         return posted
 
-    async def _post(self, guild_id: int, channel_id: int, text: str) -> None:
+    async def _post(self, guild_id: int, channel_id: int, text: Text, language: str | None) -> None:
         if self._send is None:  # report() posts nothing without it
             return
         try:
-            await self._send(guild_id, channel_id, text)
+            await self._send(guild_id, channel_id, text, language)
         except Exception:  # the mod log is best effort: never the member's problem
             log.exception("guild %s: mod-log line to channel %s failed", guild_id, channel_id)
 

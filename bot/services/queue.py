@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from bot.domain.text import Text, t
 from bot.errors import InvalidInput
 from bot.jobs.cancelling import CancelResult
 from bot.jobs.engine import JobEngine
@@ -13,13 +14,13 @@ from bot.services.generation import no_such_job
 
 MENU_MAX = 25  # Discord's options per select menu: the most /queue lists
 
-NOT_YOURS = (
+NOT_YOURS = t(
     "Only the member who asked for this image, or members with the Manage Messages permission, "
     "can cancel it."
 )
-CANCELLED = "Cancelled; nothing was charged."
-AT_CRUN = "It was already sent to the image service, so it can no longer be stopped."
-FINISHED = "This job is no longer waiting; there is nothing to cancel."
+CANCELLED = t("Cancelled; nothing was charged.")
+AT_CRUN = t("It was already sent to the image service, so it can no longer be stopped.")
+FINISHED = t("This job is no longer waiting; there is nothing to cancel.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class CancelOutcome(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class CancelAnswer:
     outcome: CancelOutcome
-    text: str  # what the member is told
+    text: Text  # what the member is told (the Discord edge renders it in their language)
 
     @property
     def control_stale(self) -> bool:

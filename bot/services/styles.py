@@ -12,12 +12,13 @@ import dataclasses
 
 from bot.domain.models import GenerationRequest, Style
 from bot.domain.styles import MAX_STYLES, make_style, style_name
+from bot.domain.text import t
 from bot.errors import InvalidInput
 from bot.store.styles import PutOutcome, StyleRepository
 
 AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
 
-NO_STYLES_IN_DMS = (
+NO_STYLES_IN_DMS = t(
     "Styles belong to a server, so there are none in DMs. Leave the style option empty."
 )
 
@@ -64,11 +65,18 @@ class StyleService:
         shown = " ".join(typed.split()).replace("`", "'")[:40]
         if not styles:
             raise InvalidInput(
-                f"There is no style `{shown}`: this server has no styles yet. Leave the style "
-                "option empty (admins add styles with `/wan-admin style add`)."
+                t(
+                    "There is no style `{name}`: this server has no styles yet. Leave the style "
+                    "option empty (admins add styles with `/wan-admin style add`).",
+                    name=shown,
+                )
             )
         raise InvalidInput(
-            f"There is no style `{shown}` on this server. Pick one of: {_names(styles)}."
+            t(
+                "There is no style `{name}` on this server. Pick one of: {names}.",
+                name=shown,
+                names=_names(styles),
+            )
         )
 
     # --- admins ---------------------------------------------------------------------------------
@@ -83,8 +91,11 @@ class StyleService:
         outcome: PutOutcome = await self._styles.put(guild_id, style, by=by, limit=MAX_STYLES)
         if outcome == "full":
             raise InvalidInput(
-                f"This server already has {MAX_STYLES} styles, the most it can have. Remove one "
-                "with `/wan-admin style remove` first, or give an existing name a new text."
+                t(
+                    "This server already has {most} styles, the most it can have. Remove one "
+                    "with `/wan-admin style remove` first, or give an existing name a new text.",
+                    most=MAX_STYLES,
+                )
             )
         return style, outcome == "replaced"
 
@@ -92,5 +103,5 @@ class StyleService:
         """The removed style; an unknown name is refused with the styles the server has."""
         style = await self._find(guild_id, name)
         if not await self._styles.remove(guild_id, style.name):
-            raise InvalidInput(f"The style `{style.name}` was already removed.")
+            raise InvalidInput(t("The style `{name}` was already removed.", name=style.name))
         return style

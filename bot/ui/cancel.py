@@ -17,9 +17,12 @@ from typing import Any, Self
 import discord
 
 from bot.domain.models import Job
+from bot.domain.text import Text, t, tn
 from bot.errors import InvalidInput
+from bot.i18n.replies import render
 from bot.services.queue import QueueStanding, WaitingJob
 from bot.ui import embeds
+from bot.ui.language import for_member, member_locale
 from bot.ui.presses import JOB, PREFIX, guarded, job_here, services_of
 from bot.ui.result_messages import discord_target
 from bot.ui.sink import NO_PINGS
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 LISTED = 10  # waiting jobs written out in the /queue embed (the menu offers up to 25)
 EXCERPT = 60  # characters of a prompt shown per waiting job
+
+CANCEL = t("Cancel")
+MENU_PLACEHOLDER = t("✖️ Cancel one of your waiting jobs…")
 
 
 def cancel_id(job_id: str) -> str:
@@ -43,10 +49,10 @@ class CancelButton(
 ):
     """On the status message of a waiting job; the sink adds it and takes it away."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, *, locale: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
+                label=render(CANCEL, locale),
                 emoji="✖️",
                 style=discord.ButtonStyle.secondary,
                 custom_id=cancel_id(job_id),
@@ -81,7 +87,9 @@ class CancelButton(
                 await interaction.edit_original_response(view=None)
             except discord.HTTPException as exc:
                 log.info("job %s: stale Cancel button not removed (%s)", job.id, exc)
-        await interaction.followup.send(answer.text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(
+            for_member(interaction, answer.text), ephemeral=True, allowed_mentions=NO_PINGS
+        )
 
 
 class QueueMenu(
@@ -90,11 +98,11 @@ class QueueMenu(
 ):
     """The menu on a member's private /queue answer: pick a waiting job to cancel it."""
 
-    def __init__(self, options: list[discord.SelectOption]) -> None:
+    def __init__(self, options: list[discord.SelectOption], *, locale: str | None = None) -> None:
         super().__init__(
             discord.ui.Select(
                 custom_id=QUEUE_MENU_ID,
-                placeholder="✖️ Cancel one of your waiting jobs…",
+                placeholder=render(MENU_PLACEHOLDER, locale),
                 options=options,
             )
         )
@@ -116,16 +124,18 @@ class QueueMenu(
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
         values = self.item.values
         if not values:
-            raise InvalidInput("Pick one of your waiting jobs in the menu.")
+            raise InvalidInput(t("Pick one of your waiting jobs in the menu."))
         services = services_of(interaction)
         await interaction.response.defer()  # the /queue answer itself is updated below
         # Only the member's own jobs: the menu is theirs, and its values are client data.
         answer = await services.queue.cancel(
             values[0], user_id=interaction.user.id, can_manage=False
         )
-        embed, view = queue_panel(await services.queue.standing(interaction.user.id))
+        locale = member_locale(interaction)
+        standing = await services.queue.standing(interaction.user.id)
+        embed, view = queue_panel(standing, locale=locale)
         await interaction.edit_original_response(
-            content=answer.text, embed=embed, view=view, allowed_mentions=NO_PINGS
+            content=render(answer.text, locale), embed=embed, view=view, allowed_mentions=NO_PINGS
         )
 
 
@@ -144,10 +154,11 @@ def may_manage(interaction: discord.Interaction[Any], job: Job) -> bool:
     )
 
 
-def cancel_view(job_id: str) -> discord.ui.View:
-    """The controls of a waiting job's status message."""
+def cancel_view(job_id: str, locale: str | None = None) -> discord.ui.View:
+    """The controls of a waiting job's status message, in the job's channel ``locale``, as the
+    status text that names the button."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, locale=locale))
     return view
 
 
@@ -155,39 +166,62 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 def queue_panel(
-    standing: QueueStanding, *, now: float | None = None
+    standing: QueueStanding, *, now: float | None = None, locale: str | None = None
 ) -> tuple[discord.Embed, discord.ui.View]:
-    """The private /queue answer: counts, the member's waiting jobs, and a menu to cancel one."""
+    """The private /queue answer in the member's ``locale``: counts, the member's waiting jobs,
+    and a menu to cancel one."""
     now = time.time() if now is None else now
-    embed = discord.Embed(title="Queue", colour=embeds.BRAND)
-    embed.add_field(name="Rendering now", value=str(standing.rendering), inline=True)
-    embed.add_field(name="Waiting", value=str(standing.waiting), inline=True)
+
+    def say(text: Text) -> str:
+        return render(text, locale)
+
+    embed = discord.Embed(title=say(t("Queue")), colour=embeds.BRAND)
+    embed.add_field(name=say(t("Rendering now")), value=str(standing.rendering), inline=True)
+    embed.add_field(name=say(t("Waiting")), value=str(standing.waiting), inline=True)
     mine = standing.mine
-    lines = [_line(w, now) for w in mine[:LISTED]]
+    lines = [say(_line(w, now)) for w in mine[:LISTED]]
     if len(mine) > LISTED:
-        lines.append(f"…and {len(mine) - LISTED} more (in the menu below)")
+        more = tn(
+            "…and {count} more (in the menu below)",
+            "…and {count} more (in the menu below)",
+            count=len(mine) - LISTED,
+        )
+        lines.append(say(more))
     embed.add_field(
-        name="Your waiting jobs", value=embeds.clip("\n".join(lines) or "none", 1024), inline=False
+        name=say(t("Your waiting jobs")),
+        value=embeds.clip("\n".join(lines) or say(t("none")), 1024),
+        inline=False,
     )
     view = discord.ui.View(timeout=None)
     if mine:
-        embed.set_footer(text="Cancelling a waiting job releases its credits: nothing is charged.")
-        view.add_item(QueueMenu([_option(w) for w in mine]))
+        embed.set_footer(
+            text=say(t("Cancelling a waiting job releases its credits: nothing is charged."))
+        )
+        view.add_item(QueueMenu([_option(w, locale) for w in mine], locale=locale))
     return embed, view
 
 
-def _line(waiting: WaitingJob, now: float) -> str:
+def _line(waiting: WaitingJob, now: float) -> Text:
     starts = waiting.starts_at
-    when = f", should start {embeds.ts(starts)}" if starts and starts > now else ""
     prompt = embeds.safe_prompt(" ".join(waiting.prompt.split()), EXCERPT)
-    return f"**#{waiting.place} in line**{when} · `{waiting.job_id}` {prompt}"
+    # The place stays a plain number (``#1234``), as in the menu's labels.
+    place, job = str(waiting.place), waiting.job_id
+    if starts and starts > now:
+        return t(
+            "**#{place} in line**, should start {when} · `{job}` {prompt}",
+            place=place,
+            when=embeds.ts(starts),
+            job=job,
+            prompt=prompt,
+        )
+    return t("**#{place} in line** · `{job}` {prompt}", place=place, job=job, prompt=prompt)
 
 
-def _option(waiting: WaitingJob) -> discord.SelectOption:
+def _option(waiting: WaitingJob, locale: str | None) -> discord.SelectOption:
     prompt = embeds.clip(" ".join(waiting.prompt.split()), 80)
     return discord.SelectOption(
         label=f"#{waiting.place}: {prompt}",
         value=waiting.job_id,
-        description=f"job {waiting.job_id}",
+        description=render(t("job {job}", job=waiting.job_id), locale),
         emoji="✖️",
     )

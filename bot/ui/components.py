@@ -29,9 +29,10 @@ from bot.services import Services
 from bot.ui import cancel, embeds, settings
 from bot.ui.errors import handle_error
 from bot.ui.flow import begin_job
+from bot.ui.language import member_locale
 from bot.ui.presses import JOB, PREFIX, guarded, job_here, services_of
 from bot.ui.private import is_private, press_door
-from bot.ui.result_messages import delete_result, result_image_url
+from bot.ui.result_messages import delete_result, no_image, result_image_url
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import job_locale
 
@@ -138,8 +139,9 @@ class ResultButton(
         elif self.action is Action.EDIT:
             await open_edit_form(interaction, services, job, self.image or 1)
         elif self.action is Action.INFO:
+            info = embeds.info_embed(job, member_locale(interaction))  # for the presser only
             await interaction.response.send_message(
-                embed=embeds.info_embed(job), ephemeral=True, allowed_mentions=NO_PINGS
+                embed=info, ephemeral=True, allowed_mentions=NO_PINGS
             )
         elif self.action is Action.DELETE:
             await delete_result(interaction, job)
@@ -201,7 +203,7 @@ class ImagePicker(
     async def _run(self, interaction: discord.Interaction[Any]) -> None:
         values = self.item.values
         if not values or not values[0].isdigit():
-            raise InvalidInput("Pick one of the images in the menu.")
+            raise InvalidInput(t("Pick one of the images in the menu."))
         services = services_of(interaction)
         job = await job_here(interaction, services, self.job_id)
         if self.action is Action.VARY:
@@ -211,20 +213,26 @@ class ImagePicker(
 
 
 class EditForm(discord.ui.Modal):
-    """The instruction for Edit. Lives in memory only while the form is open."""
+    """The instruction for Edit. Lives in memory only while the form is open.
 
-    instruction: discord.ui.TextInput[EditForm] = discord.ui.TextInput(
-        label="What should change?",
-        custom_id="instruction",
-        style=discord.TextStyle.paragraph,
-        placeholder="e.g. make it night time and add falling snow",
-        min_length=1,
-        max_length=MAX_PROMPT_CHARS,
-    )
+    Written in the language of the member who opened it (``locale``), not the channel's: only
+    they see it. Discord's limits: title and label ≤ 45 characters, placeholder ≤ 100.
+    """
 
-    def __init__(self, services: Services, job_id: str, image: int, count: int) -> None:
-        title = "Edit the image" if count == 1 else f"Edit image {image}"
-        super().__init__(title=title, timeout=EDIT_MODAL_TIMEOUT)
+    def __init__(
+        self, services: Services, job_id: str, image: int, count: int, locale: str | None = None
+    ) -> None:
+        title = t("Edit the image") if count == 1 else t("Edit image {k}", k=image)
+        super().__init__(title=render(title, locale), timeout=EDIT_MODAL_TIMEOUT)
+        self.instruction: discord.ui.TextInput[EditForm] = discord.ui.TextInput(
+            label=render(t("What should change?"), locale),
+            custom_id="instruction",
+            style=discord.TextStyle.paragraph,
+            placeholder=render(t("e.g. make it night time and add falling snow"), locale),
+            min_length=1,
+            max_length=MAX_PROMPT_CHARS,
+        )
+        self.add_item(self.instruction)
         self.services = services
         self.job_id = job_id
         self.image = image
@@ -318,8 +326,9 @@ async def open_edit_form(
 ) -> None:
     count = len(job.result_urls)
     if not 1 <= image <= max(count, 1):
-        raise InvalidInput(f"This result has no image {image}.")
-    await interaction.response.send_modal(EditForm(services, job.id, image, count))
+        raise InvalidInput(no_image(image))
+    form = EditForm(services, job.id, image, count, member_locale(interaction))
+    await interaction.response.send_modal(form)
 
 
 __all__ = [

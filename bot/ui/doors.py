@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.domain.text import Text, t
 from bot.jobs.background import TaskGroup
-from bot.ui.errors import STATUS_MESSAGE, error_text, member_locale, reply_ephemeral
+from bot.ui.errors import STATUS_MESSAGE, error_text, reply_ephemeral
+from bot.ui.language import member_locale
 from bot.ui.sink import NO_PINGS
 from bot.ui.target import DEFAULT_UPLOAD_LIMIT
 
@@ -29,12 +31,21 @@ ERROR_TTL = 60.0
 # A reply pings its author only through ``replied_user``; nothing in the text can ping anyone.
 ONLY_AUTHOR = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 
-# What the bot needs in a channel to post results there.
+# What the bot needs in a channel to post results there (English names: logs, Origin.missing).
 NEEDED = {
     "view_channel": "View Channel",
     "send_messages": "Send Messages",
     "attach_files": "Attach Files",
     "embed_links": "Embed Links",
+}
+READ_HISTORY = "Read Message History"
+# The same names as the members' Discord client shows them, for the refusal.
+PERMISSION_NAMES: dict[str, Text] = {
+    "View Channel": t("View Channel"),
+    "Send Messages": t("Send Messages"),
+    "Attach Files": t("Attach Files"),
+    "Embed Links": t("Embed Links"),
+    READ_HISTORY: t("Read Message History"),
 }
 
 
@@ -160,7 +171,7 @@ class MessageDoor:
             perms = message.channel.permissions_for(guild.me)
             missing = missing_permissions(perms)
             if not perms.read_message_history:
-                missing.append("Read Message History")  # the status and result are replies
+                missing.append(READ_HISTORY)  # the status and result are replies
             self.can_answer = perms.view_channel and perms.send_messages
         self.origin = Origin(
             user_id=message.author.id,

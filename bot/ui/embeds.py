@@ -9,40 +9,46 @@ from collections.abc import Sequence
 import discord
 
 from bot.domain.models import GenerationRequest, Job, JobStatus, Mode, ResultImage
-from bot.domain.text import t
+from bot.domain.text import Text, t, tn
 from bot.domain.validation import MAX_INPUT_IMAGES, MAX_PROMPT_CHARS, effective_resolution
 from bot.i18n.replies import render
 from bot.jobs.delivery import Progress, ProgressKind
+from bot.jobs.messages import rebuilt
 
 BRAND = discord.Colour.from_rgb(88, 101, 242)
 OK = discord.Colour.green()
 WARN = discord.Colour.orange()
 FAIL = discord.Colour.red()
 
+MODEL_NAME = "Wan 2.7 Image Pro"  # a name: the same in every language
 PROMPT_PREVIEW = 700  # characters of the prompt shown on result and status embeds
 
-CANCEL_HINT = "Press **Cancel** to take it out of the line; nothing is charged."
-AT_CRUN_NOTE = "It is with the image service now and can no longer be stopped."
+CANCEL_HINT = t("Press **Cancel** to take it out of the line; nothing is charged.")
+AT_CRUN_NOTE = t("It is with the image service now and can no longer be stopped.")
 
-MODE_TITLES = {
-    Mode.TEXT_TO_IMAGE: "Imagine",
-    Mode.EDIT: "Edit",
-    Mode.IMAGE_SET: "Image set",
-}
-
-
-# The same names as they head a result, in the channel's language (MODE_TITLES stay English for
-# the status messages, which are not translated yet).
+# A job's mode as it heads its messages, in the channel's language.
 MODE_NAMES = {
     Mode.TEXT_TO_IMAGE: t("Imagine"),
     Mode.EDIT: t("Edit"),
     Mode.IMAGE_SET: t("Image set"),
+}
+# A job's status on /wan info (the English is the stored value).
+STATUS_NAMES = {
+    JobStatus.QUEUED: t("queued"),
+    JobStatus.SUBMITTING: t("submitting"),
+    JobStatus.PENDING: t("pending"),
+    JobStatus.RUNNING: t("running"),
+    JobStatus.SUCCEEDED: t("succeeded"),
+    JobStatus.FAILED: t("failed"),
+    JobStatus.UNCERTAIN: t("uncertain"),
+    JobStatus.EXPIRED: t("expired"),
 }
 REQUESTED_BY = t("Requested by")
 SEED = t("Seed")
 SIZE = t("Size")
 TOOK = t("Took")
 NOTE = t("Note")
+SETTINGS = t("Settings")
 COMPRESSED = t("Some images were compressed to fit this server's upload limit.")
 
 
@@ -72,67 +78,98 @@ def result_footer(job: Job, part: int = 1, parts: int = 1) -> str:
     return f"{text} {part}/{parts}" if parts > 1 else text
 
 
-def _settings_line(job: Job) -> str:
+def _settings_line(job: Job, locale: str | None) -> str:
     r = job.request
-    bits = [effective_resolution(r).value, f"{r.n} image{'s' if r.n != 1 else ''}"]
+    bits: list[Text | str] = [
+        effective_resolution(r).value,
+        tn("{count} image", "{count} images", count=r.n),
+    ]
     if r.aspect_ratio:
         bits.append(r.aspect_ratio)
     if r.images:
-        bits.append(f"{len(r.images)} reference{'s' if len(r.images) != 1 else ''}")
+        bits.append(tn("{count} reference", "{count} references", count=len(r.images)))
     if r.thinking:
-        bits.append("thinking")
+        bits.append(t("thinking"))
     if r.seed is not None:
-        bits.append(f"seed {r.seed}")
-    return " · ".join(bits)
+        bits.append(t("seed {seed}", seed=str(r.seed)))  # a str: no thousands separators
+    return " · ".join(render(bit, locale) for bit in bits)
 
 
-def preparing_embed(request: GenerationRequest) -> discord.Embed:
-    embed = discord.Embed(title=f"{MODE_TITLES[request.mode]}: starting", colour=BRAND)
-    embed.description = f"⏳ Checking your request…\n\n> {safe_prompt(request.prompt, 300)}"
+def _quoted(state: Text | str, prompt: str, locale: str | None) -> str:
+    """A status line above the (escaped, clipped) prompt."""
+    return f"{render(state, locale)}\n\n> {safe_prompt(prompt, 300)}"
+
+
+def preparing_embed(request: GenerationRequest, locale: str | None = None) -> discord.Embed:
+    title = t("{mode}: starting", mode=MODE_NAMES[request.mode])
+    embed = discord.Embed(title=render(title, locale), colour=BRAND)
+    embed.description = _quoted(t("⏳ Checking your request…"), request.prompt, locale)
     return embed
 
 
-def status_embed(job: Job, progress: Progress, *, now: float | None = None) -> discord.Embed:
+def status_embed(
+    job: Job, progress: Progress, *, now: float | None = None, locale: str | None = None
+) -> discord.Embed:
+    """A job's status message while it waits or runs, in ``locale`` (the job's language)."""
     now = time.time() if now is None else now
     kind = progress.kind
     if kind is ProgressKind.CANCELLED:
-        return cancelled_embed(job, progress.cancelled_by)
-    title = f"{MODE_TITLES[job.request.mode]}: working on it"
+        return cancelled_embed(job, progress.cancelled_by, locale)
+    mode = MODE_NAMES[job.request.mode]
+    title = t("{mode}: working on it", mode=mode)
     colour = BRAND
     if kind is ProgressKind.QUEUED:
-        title = f"{MODE_TITLES[job.request.mode]}: waiting in line"
-        state = waiting_line(progress, now) + "\n" + CANCEL_HINT
+        title = t("{mode}: waiting in line", mode=mode)
+        state = f"{render(waiting_line(progress, now), locale)}\n{render(CANCEL_HINT, locale)}"
     elif kind is ProgressKind.SLOW:
-        state = "🐢 Taking longer than usual. You will be pinged when it is done."
+        state = render(
+            t("🐢 Taking longer than usual. You will be pinged when it is done."), locale
+        )
         colour = WARN
     else:  # SUBMITTED or RUNNING: crun has it
-        state = f"🎨 Rendering, started {ts(job.submitted_at or job.created_at)}"
+        started = ts(job.submitted_at or job.created_at)
+        rendering = t("🎨 Rendering, started {started}", started=started)
         if progress.eta and progress.eta > now:
-            state += f", ready {ts(progress.eta)}"
-        state += "\n" + AT_CRUN_NOTE
-    embed = discord.Embed(title=title, colour=colour)
-    embed.description = f"{state}\n\n> {safe_prompt(job.request.prompt, 300)}"
-    embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+            rendering = t(
+                "🎨 Rendering, started {started}, ready {ready}",
+                started=started,
+                ready=ts(progress.eta),
+            )
+        state = f"{render(rendering, locale)}\n{render(AT_CRUN_NOTE, locale)}"
+    embed = discord.Embed(title=render(title, locale), colour=colour)
+    embed.description = _quoted(state, job.request.prompt, locale)
+    embed.add_field(name=render(SETTINGS, locale), value=_settings_line(job, locale), inline=False)
     embed.set_footer(text=footer(job))
     return embed
 
 
-def waiting_line(progress: Progress, now: float) -> str:
-    """The waiting state, as far as it is known: "⏳ Waiting in line: #3, should start in 2 min"."""
-    line = "⏳ Waiting in line"
-    if progress.queue_position:
-        line += f": #{progress.queue_position}"
-    if progress.eta:
-        # An estimate already passed would read "2 seconds ago": it starts at the next free slot.
-        line += f", should start {ts(progress.eta)}" if progress.eta > now else ", starting soon"
-    return line
+def waiting_line(progress: Progress, now: float) -> Text:
+    """The waiting state, as far as it is known: "⏳ Waiting in line: #3, should start in 2 min".
+    An estimate already passed would read "2 seconds ago": it starts at the next free slot."""
+    place = progress.queue_position
+    eta = progress.eta
+    if place and eta and eta > now:
+        return t("⏳ Waiting in line: #{place}, should start {when}", place=place, when=ts(eta))
+    if place and eta:
+        return t("⏳ Waiting in line: #{place}, starting soon", place=place)
+    if place:
+        return t("⏳ Waiting in line: #{place}", place=place)
+    if eta and eta > now:
+        return t("⏳ Waiting in line, should start {when}", when=ts(eta))
+    if eta:
+        return t("⏳ Waiting in line, starting soon")
+    return t("⏳ Waiting in line")
 
 
-def cancelled_embed(job: Job, by: int | None) -> discord.Embed:
+def cancelled_embed(job: Job, by: int | None, locale: str | None = None) -> discord.Embed:
     """The final state of a job taken out of the line before crun saw it."""
-    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]}: cancelled", colour=WARN)
-    who = f"Cancelled by <@{by}>" if by is not None else "Cancelled"
-    embed.description = f"✖️ {who}; nothing was charged.\n\n> {safe_prompt(job.request.prompt, 300)}"
+    title = t("{mode}: cancelled", mode=MODE_NAMES[job.request.mode])
+    embed = discord.Embed(title=render(title, locale), colour=WARN)
+    state = t("✖️ Cancelled; nothing was charged.")
+    if by is not None:
+        member = f"<@{by}>"  # a mention: Discord shows the member's name
+        state = t("✖️ Cancelled by {member}; nothing was charged.", member=member)
+    embed.description = _quoted(state, job.request.prompt, locale)
     embed.set_footer(text=footer(job))
     return embed
 
@@ -165,46 +202,57 @@ def result_embed(
     return embed
 
 
-def done_embed(job: Job, jump_url: str | None) -> discord.Embed:
-    embed = discord.Embed(title=f"{MODE_TITLES[job.request.mode]}: done", colour=OK)
-    where = f"[Jump to the result]({jump_url})" if jump_url else "The result is below."
-    embed.description = f"{where}\n\n> {safe_prompt(job.request.prompt, 300)}"
-    embed.set_footer(text=footer(job))
-    return embed
-
-
-def failure_embed(job: Job, message: str) -> discord.Embed:
-    uncertain = job.status is JobStatus.UNCERTAIN
-    embed = discord.Embed(
-        title="Not sure it started" if uncertain else "Could not make this image",
-        colour=WARN if uncertain else FAIL,
+def done_embed(job: Job, jump_url: str | None, locale: str | None = None) -> discord.Embed:
+    title = t("{mode}: done", mode=MODE_NAMES[job.request.mode])
+    embed = discord.Embed(title=render(title, locale), colour=OK)
+    where = (
+        t("[Jump to the result]({url})", url=jump_url) if jump_url else t("The result is below.")
     )
-    embed.description = f"{clip(message, 1500)}\n\n> {safe_prompt(job.request.prompt, 300)}"
+    embed.description = _quoted(where, job.request.prompt, locale)
     embed.set_footer(text=footer(job))
     return embed
 
 
-def info_embed(job: Job) -> discord.Embed:
+def failure_embed(job: Job, message: Text | str, locale: str | None = None) -> discord.Embed:
+    """A failed job's message in ``locale``; a plain string is shown as it is."""
+    uncertain = job.status is JobStatus.UNCERTAIN
+    title = t("Not sure it started") if uncertain else t("Could not make this image")
+    embed = discord.Embed(title=render(title, locale), colour=WARN if uncertain else FAIL)
+    text = clip(render(message, locale), 1500)
+    embed.description = f"{text}\n\n> {safe_prompt(job.request.prompt, 300)}"
+    embed.set_footer(text=footer(job))
+    return embed
+
+
+def info_embed(job: Job, locale: str | None = None) -> discord.Embed:
+    """/wan info, in the asking member's ``locale``."""
     r = job.request
-    embed = discord.Embed(title=f"Job {job.id}", colour=BRAND)
+
+    def field(name: Text, value: Text | str, *, inline: bool = True) -> None:
+        embed.add_field(name=render(name, locale), value=render(value, locale), inline=inline)
+
+    embed = discord.Embed(title=render(t("Job {job_id}", job_id=job.id), locale), colour=BRAND)
     embed.description = safe_prompt(r.prompt, 3500)
-    embed.add_field(name="Mode", value=r.mode.value, inline=True)
-    embed.add_field(name="Status", value=job.status.value, inline=True)
-    embed.add_field(name="Settings", value=_settings_line(job), inline=False)
+    field(t("Mode"), r.mode.value)
+    field(t("Status"), STATUS_NAMES.get(job.status, job.status.value))
+    field(SETTINGS, _settings_line(job, locale), inline=False)
     if r.style is not None:  # its text was added to the prompt sent to the image service
         style = f"**{safe_prompt(r.style.name, 40)}**: {safe_prompt(r.style.text, 900)}"
-        embed.add_field(name="Style", value=style, inline=False)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
-    embed.add_field(name="Created", value=ts(job.created_at, "f"), inline=True)
+        field(t("Style"), style, inline=False)
+    field(REQUESTED_BY, f"<@{job.user_id}>")
+    field(t("Created"), ts(job.created_at, "f"))
     if job.finished_at:
-        embed.add_field(name="Finished", value=ts(job.finished_at, "f"), inline=True)
+        field(t("Finished"), ts(job.finished_at, "f"))
     if job.credits is not None:
-        embed.add_field(name="Credits", value=f"{job.credits:g}", inline=True)
+        field(t("Credits"), f"{job.credits:g}")
     if job.error_message:
-        embed.add_field(name="Problem", value=clip(job.error_message, 1024), inline=False)
+        # Stored in English; one with no free text is told again in the member's language.
+        problem = render(rebuilt(job) or job.error_message, locale)
+        field(t("Problem"), clip(problem, 1024), inline=False)
     if job.parent_job_id:
-        embed.add_field(name="Made from", value=f"job {job.parent_job_id}", inline=True)
-    embed.set_footer(text=f"task {job.task_id}" if job.task_id else "not submitted yet")
+        field(t("Made from"), t("job {job_id}", job_id=job.parent_job_id))
+    task = t("task {task_id}", task_id=job.task_id) if job.task_id else t("not submitted yet")
+    embed.set_footer(text=render(task, locale))
     return embed
 
 
@@ -267,6 +315,6 @@ HELP_TEXT = help_text()  # the English text
 
 
 def help_embed(locale: str | None = None) -> discord.Embed:
-    embed = discord.Embed(title="Wan 2.7 Image Pro", colour=BRAND, description=help_text(locale))
+    embed = discord.Embed(title=MODEL_NAME, colour=BRAND, description=help_text(locale))
     embed.set_footer(text=render(HELP_FOOTER, locale))
     return embed

@@ -13,18 +13,22 @@ import secrets
 import discord
 from discord import app_commands
 
-from bot.domain.text import Text
+from bot.domain.text import Text, t, tn
 from bot.errors import UserFacingError
 from bot.i18n.replies import render
+from bot.ui.language import member_locale
 from bot.ui.sink import NO_PINGS
 
 log = logging.getLogger(__name__)
 
 STATUS_MESSAGE = "status_message"  # interaction.extras key: a public status message exists
+NOT_STARTED = t("Request not started.")
 
 
-async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
-    """Works whether the interaction was answered, deferred publicly, or has expired."""
+async def reply_ephemeral(interaction: discord.Interaction, message: Text | str) -> None:
+    """Works whether the interaction was answered, deferred publicly, or has expired. A ``Text``
+    is written in the member's language; a string is sent as it is (already rendered)."""
+    message = render(message, member_locale(interaction))
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(
@@ -37,7 +41,10 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
             # inheriting its visibility. Resolve it first, answer privately, then remove it.
             with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(
-                    content="Request not started.", embed=None, attachments=[], view=None
+                    content=render(NOT_STARTED, member_locale(interaction)),
+                    embed=None,
+                    attachments=[],
+                    view=None,
                 )
         await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_PINGS)
         if public_status:
@@ -45,11 +52,6 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
                 await interaction.delete_original_response()
     except discord.HTTPException as exc:
         log.warning("could not tell user %s about an error (%s)", interaction.user.id, exc)
-
-
-def member_locale(interaction: discord.Interaction) -> str:
-    """The Discord locale of the member's client (``"de"``, ``"pt-BR"``): replies use it."""
-    return interaction.locale.value
 
 
 def user_message(error: BaseException) -> Text | str | None:
@@ -62,13 +64,20 @@ def user_message(error: BaseException) -> Text | str | None:
         text: Text | str | None = getattr(error, "text", None)
         return error.user_message if text is None else text
     if isinstance(error, app_commands.MissingPermissions):
-        return "You need the " + ", ".join(error.missing_permissions) + " permission for this."
+        # Discord's permission names (manage_guild) are the same in every client.
+        permissions = ", ".join(error.missing_permissions)
+        return t("You need the {permissions} permission for this.", permissions=permissions)
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works only in a server."
+        return t("This command works only in a server.")
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+        seconds = max(1, round(error.retry_after))
+        return tn(
+            "Slow down a little: try again in {count} second.",
+            "Slow down a little: try again in {count} seconds.",
+            count=seconds,
+        )
     if isinstance(error, app_commands.CheckFailure):
-        return "You can't use this command here."
+        return t("You can't use this command here.")
     return None
 
 
@@ -89,9 +98,13 @@ def error_text(
             channel_id,
             exc_info=original,
         )
-        return (
-            f"Something went wrong on our side (reference `{ref}`). Please try again; if it "
-            "keeps happening, tell a server admin and quote the reference."
+        return render(
+            t(
+                "Something went wrong on our side (reference `{ref}`). Please try again; if it "
+                "keeps happening, tell a server admin and quote the reference.",
+                ref=ref,
+            ),
+            locale,
         )
     log.info("user %s: %s", user_id, message)  # a Text logs in English
     return render(message, locale)

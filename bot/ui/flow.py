@@ -23,18 +23,21 @@ from bot.domain.config import (
 )
 from bot.domain.models import GenerationRequest, Job
 from bot.domain.preferences import Personalised
+from bot.domain.text import Text, t, tn
 from bot.domain.validation import validate_request
 from bot.errors import InvalidInput
+from bot.i18n.replies import render
 from bot.services import Services
 from bot.ui import embeds
-from bot.ui.doors import Door, Origin
+from bot.ui.doors import PERMISSION_NAMES, Door, MessageDoor, Origin
 from bot.ui.inputs import Candidate, precheck, verify
+from bot.ui.language import server_locale
 from bot.ui.private import PrivateDoor, private_door
 from bot.ui.target import DiscordTarget, supported
 
 log = logging.getLogger(__name__)
 
-DM_REFUSED = "This bot does not take requests in DMs here. Use it in a server."
+DM_REFUSED = t("This bot does not take requests in DMs here. Use it in a server.")
 
 
 async def check_door(door: Door, services: Services) -> GuildConfig:
@@ -43,17 +46,30 @@ async def check_door(door: Door, services: Services) -> GuildConfig:
     origin = door.origin
     generation = services.generation
     config = await generation.rules(origin.guild_id)
+    if isinstance(door, MessageDoor) and not origin.in_dm:
+        # A mention has no member language: the server's, which its admins may have chosen.
+        origin = door.origin = dataclasses.replace(
+            origin, locale=server_locale(config.language, origin.guild_locale)
+        )
     if origin.in_dm and not dms_allowed(config, generation.allow_dms_default):
         raise InvalidInput(DM_REFUSED)
     require_channel(config, origin.channel_id, origin.parent_channel_id)
     if origin.missing:
-        missing = origin.missing
-        raise InvalidInput(
-            "I can't post images in this channel: I'm missing the "
-            f"{', '.join(missing)} permission{'s' if len(missing) > 1 else ''}. "
-            "Ask a server admin to grant them, or use me in another channel."
-        )
+        raise InvalidInput(_missing(origin))
     return config
+
+
+def _missing(origin: Origin) -> Text:
+    """The refusal naming the permissions as the reader's Discord client shows them."""
+    names = [render(PERMISSION_NAMES.get(m, m), origin.locale) for m in origin.missing]
+    return tn(
+        "I can't post images in this channel: I'm missing the {permissions} permission. "
+        "Ask a server admin to grant them, or use me in another channel.",
+        "I can't post images in this channel: I'm missing the {permissions} permissions. "
+        "Ask a server admin to grant them, or use me in another channel.",
+        count=len(names),
+        permissions=", ".join(names),
+    )
 
 
 async def begin_job(
@@ -92,7 +108,8 @@ async def begin_job(
         door = private_door(door)
     await door.acknowledge()
     # A private request's status goes to the DMs first: closed DMs refuse it here, unspent.
-    status_id = await door.show_status(embeds.preparing_embed(request))
+    locale = channel_locale(door.origin, config)
+    status_id = await door.show_status(embeds.preparing_embed(request, locale))
     try:
         return await _start(
             door,
@@ -103,7 +120,7 @@ async def begin_job(
             notes=personal.notes,
             parent_job_id=parent_job_id,
             spoiler=config.spoiler,
-            locale=channel_locale(door.origin, config),
+            locale=locale,
         )
     except Exception:
         if isinstance(door, PrivateDoor):
@@ -118,14 +135,14 @@ async def _start(
     status_id: int,
     *,
     candidates: Sequence[Candidate],
-    notes: Sequence[str],
+    notes: Sequence[Text | str],
     parent_job_id: str | None,
     spoiler: bool,
     locale: str | None,
 ) -> Job:
     """After the status message: notes, input downloads, submit."""
     if notes:
-        await door.tell(" ".join(notes))
+        await door.tell(" ".join(render(note, door.origin.locale) for note in notes))
     if candidates:
         # Downloads can take longer than Discord's 3 seconds, so they run after the
         # acknowledgement; a refusal still reaches the member through the door.
@@ -185,7 +202,7 @@ def channel_locale(origin: Origin, config: GuildConfig) -> str | None:
     member's own. A private result (``PrivateDoor.target``) uses the member's language."""
     if origin.in_dm:
         return supported(origin.locale)
-    return supported(config.language or origin.guild_locale)
+    return server_locale(config.language, origin.guild_locale)
 
 
 def _target(origin: Origin, status_id: int, *, spoiler: bool, locale: str | None) -> DiscordTarget:

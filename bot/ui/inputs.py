@@ -24,15 +24,19 @@ import discord
 from yarl import URL
 
 from bot.domain.models import ImageRef, ImageSource
+from bot.domain.text import Text, t
 from bot.domain.validation import MAX_INPUT_IMAGES
 from bot.errors import InvalidInput
 from bot.media import INPUT_MAX_ASPECT, INPUT_MAX_BYTES, INPUT_MAX_SIDE, INPUT_MIN_SIDE
+from bot.media.inputs import too_large, too_many_bytes, too_small
 from bot.services.inputs import InputChecker
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGES: Final = MAX_INPUT_IMAGES
-_MESSAGE_LIMIT: Final = 1900  # Discord allows 2000 characters; leave room for decoration
+# Discord allows 2000 characters: the English list of bad files stays under this, so that a
+# language up to a third longer still fits.
+_LIST_BUDGET: Final = 1400
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +49,14 @@ class Candidate:
     width: int | None = None
     height: int | None = None
     aliases: tuple[str, ...] = ()  # other URLs of the same file (proxy), for de-duplication
+    number: int | None = None  # an embedded image without a file name: its number
 
     @property
-    def label(self) -> str:
+    def label(self) -> Text | str:
         """The name as shown in messages: markdown escaped so ``my_cat_.png`` stays literal."""
-        return discord.utils.escape_markdown(self.name) or "the image"
+        if self.number is not None:
+            return t("embedded image {number}", number=self.number)
+        return discord.utils.escape_markdown(self.name) or t("the image")
 
     def ref(self) -> ImageRef:
         return ImageRef(ImageSource.UPLOAD_URL, self.url, name=self.name)
@@ -74,12 +81,13 @@ def _looks_like_image(attachment: discord.Attachment) -> bool:
     return content_type.startswith("image/") or bool(attachment.width and attachment.height)
 
 
-def _embed_name(url: str, number: int) -> str:
+def _file_name(url: str) -> str | None:
+    """The file name at the end of ``url``, None when it has none."""
     try:
         tail = posixpath.basename(unquote(URL(url).path))
     except (ValueError, TypeError):
         tail = ""
-    return tail if "." in tail.strip(".") else f"embedded image {number}"
+    return tail if "." in tail.strip(".") else None
 
 
 def message_candidates(message: discord.Message) -> list[Candidate]:
@@ -97,15 +105,17 @@ def message_candidates(message: discord.Message) -> list[Candidate]:
             if not media.url:
                 continue
             number += 1
+            name = _file_name(media.url)
             # Discord's media proxy is a stable, public https host; the original URL can be any
             # server on the internet. Download from the proxy when there is one.
             found.append(
                 Candidate(
                     url=media.proxy_url or media.url,
-                    name=_embed_name(media.url, number),
+                    name=name or f"embedded image {number}",  # the stored ref's name
                     width=media.width,
                     height=media.height,
                     aliases=(media.url, media.proxy_url) if media.proxy_url else (media.url,),
+                    number=None if name else number,  # messages name it in their language
                 )
             )
     return dedupe(found)
@@ -135,62 +145,82 @@ def dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
 # --- checks ------------------------------------------------------------------------------------
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
-
-
-def _size_problem(c: Candidate) -> str | None:
+def _size_problem(c: Candidate) -> Text | None:
     if c.size is not None and c.size > INPUT_MAX_BYTES:
-        return (
-            f"{c.label} is {_mb(c.size)}; images must be at most {INPUT_MAX_BYTES // 1_000_000} "
-            "MB. Send a smaller or more compressed image (a JPEG usually is)."
-        )
+        return too_many_bytes(c.label, c.size)
     return None
 
 
-def _dimension_problem(c: Candidate) -> str | None:
-    """Every rule the size breaks, in one sentence (a 9000x100 strip breaks all three)."""
+def _dimension_problem(c: Candidate) -> Text | None:
+    """Every rule the size breaks, in one message (a 9000x100 strip breaks all three)."""
     if not c.width or not c.height:
         return None  # Discord did not measure it: the download will tell
     short, long = sorted((c.width, c.height))
-    rules: list[tuple[str, str]] = []
+    # Pixel sizes as strings: written as today (8000, not 8,000) in every language.
+    ratio = float(f"{long / short:.3g}")
+    rules: list[Text] = []
     if short < INPUT_MIN_SIDE:
-        rules.append((f"each side must be at least {INPUT_MIN_SIDE} px", "Send a larger image."))
+        rules.append(t("each side must be at least {limit} px", limit=str(INPUT_MIN_SIDE)))
     if long > INPUT_MAX_SIDE:
-        rules.append(
-            (f"each side must be at most {INPUT_MAX_SIDE} px", "Resize it and send it again.")
-        )
+        rules.append(t("each side must be at most {limit} px", limit=str(INPUT_MAX_SIDE)))
     if long > INPUT_MAX_ASPECT * short:
         rules.append(
-            (
-                f"the sides may differ by at most {INPUT_MAX_ASPECT}:1 "
-                f"(this one is {long / short:.3g}:1)",
-                "Crop it and send it again.",
+            t(
+                "the sides may differ by at most {limit}:1 (this one is {ratio}:1)",
+                limit=INPUT_MAX_ASPECT,
+                ratio=ratio,
             )
         )
     if not rules:
         return None
-    advice = rules[0][1] if len(rules) == 1 else "Resize or crop it and send it again."
-    broken = "; ".join(rule for rule, _ in rules)
-    return f"{c.label} is {c.width}×{c.height} px; {broken}. {advice}"
+    if len(rules) == 1 and short < INPUT_MIN_SIDE:
+        return too_small(c.label, c.width, c.height)
+    if len(rules) == 1 and long > INPUT_MAX_SIDE:
+        return too_large(c.label, c.width, c.height)
+    size = {"name": c.label, "width": str(c.width), "height": str(c.height)}
+    if len(rules) == 1:
+        return t(
+            "{name} is {width}×{height} px; the sides may differ by at most {limit}:1 (this one "
+            "is {ratio}:1). Crop it and send it again.",
+            limit=INPUT_MAX_ASPECT,
+            ratio=ratio,
+            **size,
+        )
+    broken = rules[0]
+    for rule in rules[1:]:
+        broken = t("{first}; {second}", first=broken, second=rule)
+    return t(
+        "{name} is {width}×{height} px; {rules}. Resize or crop it and send it again.",
+        rules=broken,
+        **size,
+    )
 
 
-def _refusal(problems: Sequence[str]) -> InvalidInput:
+def _refusal(problems: Sequence[Text | str]) -> InvalidInput:
     if len(problems) == 1:
         return InvalidInput(problems[0])
-    text = "These images can't be used:\n" + "\n".join(f"• {p}" for p in problems)
-    if len(text) > _MESSAGE_LIMIT:
-        text = text[: _MESSAGE_LIMIT - 1] + "…"
-    return InvalidInput(text, detail=" | ".join(problems))
+    # Whole lines only, with room for languages longer than English (the English decides).
+    lines = t("• {problem}", problem=problems[0])
+    for problem in problems[1:]:
+        longer = t("{lines}\n• {problem}", lines=lines, problem=problem)
+        if len(longer.english()) > _LIST_BUDGET:
+            lines = t("{lines}\n• …", lines=lines)
+            break
+        lines = longer
+    text = t("These images can't be used:\n{problems}", problems=lines)
+    return InvalidInput(text, detail=" | ".join(str(p) for p in problems))
 
 
 def precheck(candidates: Sequence[Candidate]) -> None:
     """What Discord already reported: count, bytes, pixels. Raises InvalidInput; no I/O."""
     if len(candidates) > MAX_IMAGES:
         raise InvalidInput(
-            f"That's {len(candidates)} images; the model takes at most {MAX_IMAGES} at a time. "
-            f"Post the ones you want to use (up to {MAX_IMAGES}) in a message of their own and "
-            "try again."
+            t(
+                "That's {count} images; the model takes at most {limit} at a time. Post the ones "
+                "you want to use (up to {limit}) in a message of their own and try again.",
+                count=len(candidates),
+                limit=MAX_IMAGES,
+            )
         )
     problems = [p for c in candidates if (p := _size_problem(c) or _dimension_problem(c))]
     if problems:

@@ -14,6 +14,7 @@ import re
 import discord
 
 from bot.domain.models import GenerationRequest, Job, Mode
+from bot.domain.text import t
 from bot.domain.validation import normalise_prompt
 from bot.errors import InvalidInput
 from bot.jobs.background import TaskGroup
@@ -23,6 +24,8 @@ from bot.ui.doors import MessageDoor, report
 from bot.ui.flow import begin_job, check_door
 
 log = logging.getLogger(__name__)
+
+DELETED = t("The message you replied to was deleted, so there is nothing to edit.")
 
 
 def _mention_pattern(user_id: int) -> re.Pattern[str]:
@@ -64,21 +67,21 @@ async def _replied_to(message: discord.Message) -> discord.Message:
     if isinstance(resolved, discord.Message):
         return resolved
     if isinstance(resolved, discord.DeletedReferencedMessage):
-        raise InvalidInput("The message you replied to was deleted, so there is nothing to edit.")
+        raise InvalidInput(DELETED)
     if ref.message_id is None:
-        raise InvalidInput("Reply to a message that has images, and mention me with what to do.")
+        raise InvalidInput(t("Reply to a message that has images, and mention me with what to do."))
     # Discord did not include it (it does not always): ask for it.
     try:
         return await message.channel.fetch_message(ref.message_id)
     except discord.NotFound:
-        raise InvalidInput(
-            "The message you replied to was deleted, so there is nothing to edit."
-        ) from None
+        raise InvalidInput(DELETED) from None
     except discord.HTTPException as exc:
         log.info("cannot fetch replied-to message %s: %s", ref.message_id, exc)
         raise InvalidInput(
-            "I can't read the message you replied to. Right-click it → Apps → Edit with Wan "
-            "instead."
+            t(
+                "I can't read the message you replied to. Right-click it → Apps → Edit with Wan "
+                "instead."
+            )
         ) from None
 
 
@@ -112,13 +115,18 @@ async def _parse(
     if not prompt:
         name = (message.guild.me.display_name if message.guild else "wanbot").replace("`", "")
         raise InvalidInput(
-            f"Tell me what to change, after the mention: e.g. `@{name} make it night time`."
+            t(
+                "Tell me what to change, after the mention: e.g. `@{name} make it night time`.",
+                name=name,
+            )
         )
     source = await _replied_to(message)
     candidates = inputs.message_candidates(source)
     if not candidates:
         raise InvalidInput(
-            "I can't see any images in the message you replied to. If it has some, right-click "
-            "it → Apps → Edit with Wan instead."
+            t(
+                "I can't see any images in the message you replied to. If it has some, "
+                "right-click it → Apps → Edit with Wan instead."
+            )
         )
     return GenerationRequest(prompt=prompt, mode=Mode.EDIT), candidates

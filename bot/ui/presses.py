@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from bot.domain.models import Job
+from bot.domain.text import t
 from bot.errors import UserFacingError
 from bot.services import Services
 from bot.services.generation import no_such_job
@@ -27,7 +28,7 @@ def services_of(interaction: discord.Interaction[Any]) -> Services:
     """The bot that received the press carries the services (set once, when it started)."""
     services = getattr(interaction.client, "services", None)
     if not isinstance(services, Services):
-        raise UserFacingError("I'm still starting up. Try again in a few seconds.")
+        raise UserFacingError(t("I'm still starting up. Try again in a few seconds."))
     return services
 
 

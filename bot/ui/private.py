@@ -26,24 +26,29 @@ from typing import Any
 import discord
 
 from bot.domain.models import Job
+from bot.domain.text import t
 from bot.errors import InvalidInput
+from bot.i18n.replies import render
 from bot.ui.doors import Door, InteractionDoor, MessageDoor, Origin
+from bot.ui.errors import NOT_STARTED as NOT_STARTED_TEXT
 from bot.ui.result_messages import discord_target
 from bot.ui.sink import CANNOT_DM, NO_PINGS
 from bot.ui.target import DEFAULT_UPLOAD_LIMIT, DiscordTarget, supported
 
 log = logging.getLogger(__name__)
 
-DMS_CLOSED = (
+DMS_CLOSED_TEXT = t(
     "You asked for a private result, but I can't send you direct messages, so nothing was "
     "started. To allow them, open this server's menu → **Privacy Settings** and turn on "
     "**Direct Messages**, then try again. Or run the command without `private` (and turn "
     "**Private results** off in /settings if it is on there)."
 )
-PRIVATE_OPTION = "Send the pictures to your DMs instead of this channel"
-SENT_PRIVATELY = "🔒 Private result: I'm making it in our DMs. {jump}"
-MENTION_NOTE = "🔒 Private result: it will come to your DMs."
-NOT_STARTED = "Request not started."
+PRIVATE_OPTION = "Send the pictures to your DMs instead of this channel"  # an option description
+MENTION_NOTE_TEXT = t("🔒 Private result: it will come to your DMs.")
+# The English, as a member without a catalog reads it (the tests compare with these).
+DMS_CLOSED = DMS_CLOSED_TEXT.english()
+MENTION_NOTE = MENTION_NOTE_TEXT.english()
+NOT_STARTED = NOT_STARTED_TEXT.english()
 
 
 def is_private(job: Job) -> bool:
@@ -93,7 +98,7 @@ class PrivateDoor:
         except discord.HTTPException as exc:
             if exc.code == CANNOT_DM or isinstance(exc, discord.Forbidden):
                 log.info("user %s: DMs closed; private request refused", self.origin.user_id)
-                raise InvalidInput(DMS_CLOSED) from None
+                raise InvalidInput(DMS_CLOSED_TEXT) from None
             raise
         self._dm_channel_id = dm.id
         await self._say_where(self._status.jump_url)
@@ -103,14 +108,19 @@ class PrivateDoor:
         """Tell the origin the result went to the DMs: privately to an interaction, by a short
         reply to a mention (its request is public already)."""
         inner = self._inner
+        # An interaction's member reads their own language; a mention's channel the server's.
+        locale = inner.origin.locale
         try:
             if isinstance(inner, InteractionDoor):
+                sent = t("🔒 Private result: I'm making it in our DMs. {jump}", jump=jump)
                 await inner.interaction.edit_original_response(
-                    content=SENT_PRIVATELY.format(jump=jump), allowed_mentions=NO_PINGS
+                    content=render(sent, locale), allowed_mentions=NO_PINGS
                 )
             else:
                 self._note = await inner.message.reply(
-                    MENTION_NOTE, allowed_mentions=NO_PINGS, mention_author=False
+                    render(MENTION_NOTE_TEXT, locale),
+                    allowed_mentions=NO_PINGS,
+                    mention_author=False,
                 )
         except discord.HTTPException as exc:  # the DM has it all; this is only a pointer
             log.info("user %s: 'sent privately' note failed (%s)", self.origin.user_id, exc)
@@ -137,7 +147,9 @@ class PrivateDoor:
         inner = self._inner
         if status is not None and isinstance(inner, InteractionDoor):
             with contextlib.suppress(discord.HTTPException):
-                await inner.interaction.edit_original_response(content=NOT_STARTED)
+                await inner.interaction.edit_original_response(
+                    content=render(NOT_STARTED_TEXT, inner.origin.locale)
+                )
 
     def target(self, status_id: int, *, spoiler: bool) -> DiscordTarget:
         """Where the engine reports: the DM channel (and, from a DM press, its interaction)."""

@@ -16,11 +16,13 @@ import discord
 
 from bot.domain.config import PromptBlocked, blocking_rule
 from bot.domain.models import Job, JobStatus, ResultImage
+from bot.domain.text import Text, t
 from bot.errors import InvalidInput, UserFacingError
 from bot.services import Services
 from bot.ui import embeds
 from bot.ui.doors import InteractionDoor
 from bot.ui.flow import check_door
+from bot.ui.language import for_member
 from bot.ui.presses import answers_here
 from bot.ui.result_messages import discord_target
 from bot.ui.sink import FILE_TOO_LARGE, NO_PINGS, ViewFactory, split_parts
@@ -28,18 +30,18 @@ from bot.ui.target import job_locale, message_link
 
 log = logging.getLogger(__name__)
 
-DELETED = "The original message was deleted, so its images are gone."
-CHANNEL_GONE = "The channel it was posted in is gone, so its images are gone too."
-UNREADABLE = (
+DELETED = t("The original message was deleted, so its images are gone.")
+CHANNEL_GONE = t("The channel it was posted in is gone, so its images are gone too.")
+UNREADABLE = t(
     "I can no longer read the channel it was posted in (I need View Channel and Read Message "
     "History there), so I can't fetch its images."
 )
-NOT_YET = "It isn't finished yet; its result will be posted where you asked for it."
-NO_IMAGES = "This job made no images, so there is nothing to show."
-NOT_ON_DISCORD = "Its result was not posted on Discord, so there is nothing to show here."
-TOO_LARGE_HERE = "Its images are larger than this channel accepts, so I can't post them here."
-SHOWN = "Posted again here: {url}"
-NO_BUTTONS = (
+NOT_YET = t("It isn't finished yet; its result will be posted where you asked for it.")
+NO_IMAGES = t("This job made no images, so there is nothing to show.")
+NOT_ON_DISCORD = t("Its result was not posted on Discord, so there is nothing to show here.")
+TOO_LARGE_HERE = t("Its images are larger than this channel accepts, so I can't post them here.")
+# **Re-run** is the /history button's name (bot.ui.history.RE_RUN): translated alike.
+NO_BUTTONS = t(
     "Its buttons work only where it was made (a private result: in your DMs), so this copy has "
     "none; use **Re-run** to make it again here."
 )
@@ -54,7 +56,7 @@ def _part_ids(job: Job) -> list[int]:
     return [int(parts[k]) for k in sorted(parts, key=int)]
 
 
-def _nothing_to_show(job: Job) -> str | None:
+def _nothing_to_show(job: Job) -> Text | None:
     """Why this job has no result to show, or None when it has one."""
     if not job.finished:
         return NOT_YET
@@ -86,7 +88,9 @@ async def show_here(
     home = answers_here(job, interaction)  # its buttons would answer here
     first = await _post(interaction, job, images, view if home else None, spoiler=config.spoiler)
     url = message_link(interaction.guild_id, interaction.channel_id or 0, first)
-    text = SHOWN.format(url=url) + ("" if home else f" {NO_BUTTONS}")
+    text = for_member(interaction, t("Posted again here: {url}", url=url))
+    if not home:
+        text = f"{text} {for_member(interaction, NO_BUTTONS)}"
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
@@ -110,7 +114,7 @@ async def _fetch_images(interaction: discord.Interaction[Any], job: Job) -> list
         except discord.HTTPException as exc:
             log.warning("job %s: could not fetch message %s (%s)", job.id, message_id, exc)
             raise UserFacingError(
-                "Discord did not let me fetch its images just now. Try again in a moment."
+                t("Discord did not let me fetch its images just now. Try again in a moment.")
             ) from exc
     if not images:
         raise InvalidInput(DELETED)

@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from bot.domain.models import Job
+from bot.domain.text import Text, t
 from bot.errors import InvalidInput, UserFacingError
 from bot.ui import modlog
 from bot.ui.target import DiscordTarget
@@ -30,9 +31,13 @@ def may_delete(interaction: discord.Interaction[Any], job: Job) -> bool:
 
 async def delete_result(interaction: discord.Interaction[Any], job: Job) -> None:
     if not may_delete(interaction, job):
+        requester = f"<@{job.user_id}>"  # a mention: the same in every language
         raise InvalidInput(
-            f"Only <@{job.user_id}>, who asked for this, or members with the Manage Messages "
-            "permission can delete it."
+            t(
+                "Only {requester}, who asked for this, or members with the Manage Messages "
+                "permission can delete it.",
+                requester=requester,
+            )
         )
     await interaction.response.defer()  # no reply needed: the messages disappearing is the answer
     channel = _result_channel(interaction, job)
@@ -63,7 +68,7 @@ async def delete_result(interaction: discord.Interaction[Any], job: Job) -> None
     modlog.result_deleted(interaction, job)  # logged when a moderator deleted someone's result
     if failed:
         raise UserFacingError(
-            "I could not delete all of this result's messages. A moderator can remove the rest."
+            t("I could not delete all of this result's messages. A moderator can remove the rest.")
         )
 
 
@@ -78,6 +83,12 @@ def _delete_ids(interaction: discord.Interaction[Any], job: Job) -> list[int]:
     return ids
 
 
+def no_image(image: int) -> Text:
+    """The refusal for an image number a result does not have (a forged or stale press)."""
+    # Verbatim, not a locale-formatted number: it echoes the number pressed.
+    return t("This result has no image {image}.", image=str(image))
+
+
 async def result_image_url(interaction: discord.Interaction[Any], job: Job, image: int) -> str:
     """A fresh, signed URL of result image ``image`` (1-based).
 
@@ -86,7 +97,7 @@ async def result_image_url(interaction: discord.Interaction[Any], job: Job, imag
     """
     count = len(job.result_urls)
     if not 1 <= image <= max(count, 1):
-        raise InvalidInput(f"This result has no image {image}.")
+        raise InvalidInput(no_image(image))
     here = interaction.message
     parts = _part_ids(job)
     # A copy shown again by /history carries the images too: no need for the original.
@@ -104,7 +115,10 @@ async def result_image_url(interaction: discord.Interaction[Any], job: Job, imag
             return pictures[image - seen - 1].url
         seen += len(pictures)
     raise InvalidInput(
-        f"I can't find image {image} of this result any more; part of it may have been deleted."
+        t(
+            "I can't find image {image} of this result any more; part of it may have been deleted.",
+            image=str(image),
+        )
     )
 
 
@@ -116,17 +130,23 @@ async def _fetch_part(
         message = await channel.fetch_message(message_id)
     except discord.NotFound:
         raise InvalidInput(
-            f"Part {number} of this result was deleted, so I can't use its images any more."
+            t(
+                "Part {number} of this result was deleted, so I can't use its images any more.",
+                number=str(number),
+            )
         ) from None
     except discord.Forbidden:
         raise InvalidInput(
-            f"I can't read part {number} of this result: I need the Read Message History "
-            "permission in this channel."
+            t(
+                "I can't read part {number} of this result: I need the Read Message History "
+                "permission in this channel.",
+                number=str(number),
+            )
         ) from None
     except discord.HTTPException as exc:
         log.warning("job %s: could not fetch part %d (%s)", job.id, number, exc)
         raise UserFacingError(
-            "Discord did not let me read that image just now. Try again in a moment."
+            t("Discord did not let me read that image just now. Try again in a moment.")
         ) from exc
     return message.attachments
 

@@ -20,26 +20,32 @@ from typing import Any
 import discord
 
 from bot.domain.models import Job, ResultImage
+from bot.domain.text import Text, t
 from bot.errors import MediaError
 from bot.jobs.delivery import UNDELIVERED, DeliveryGone, Outcome, Progress, ProgressKind
 from bot.media import fit_image_async
 from bot.ui import embeds
-from bot.ui.target import DiscordTarget, message_link
+from bot.ui.target import DiscordTarget, job_locale, message_link
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
 MAX_FILES = 10  # Discord's attachments per message
 
-TOO_LARGE_MESSAGE = (
+TOO_LARGE_MESSAGE = t(
     "The images were made, but even compressed they are larger than this channel accepts. "
     "Ask an admin about the server's upload limit, or try a lower resolution."
 )
-NOT_CHARGED = "Nothing was charged."
+# The same when none of the images was posted: the credits are refunded.
+TOO_LARGE_NOT_CHARGED = t(
+    "The images were made, but even compressed they are larger than this channel accepts. "
+    "Ask an admin about the server's upload limit, or try a lower resolution. "
+    "Nothing was charged."
+)
 
 ViewFactory = Callable[[Job, int], discord.ui.View | None]
 # The Cancel button of a waiting job's status message (by job id).
-CancelFactory = Callable[[str], discord.ui.View]
+CancelFactory = Callable[[str, str | None], discord.ui.View]  # job id, channel language
 # Records a multi-part delivery's progress, so a retry skips the parts already posted.
 SaveReceipt = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -96,14 +102,14 @@ class DiscordSink:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         target = DiscordTarget.of(job)
-        embed = embeds.status_embed(job, progress, now=self.clock())
+        embed = embeds.status_embed(job, progress, now=self.clock(), locale=job_locale(job))
         await self._edit_status(job, target, embed=embed, view=self.status_controls(job, progress))
 
     def status_controls(self, job: Job, progress: Progress) -> discord.ui.View | None:
         """A Cancel button while the job waits in line; nothing once crun has it (or it ended)."""
         if progress.kind is not ProgressKind.QUEUED or self.cancel_factory is None:
             return None
-        return self.cancel_factory(job.id)
+        return self.cancel_factory(job.id, job_locale(job))
 
     async def _edit_status(
         self,
@@ -150,7 +156,7 @@ class DiscordSink:
         job = outcome.job
         target = DiscordTarget.of(job)
         if not outcome.ok:
-            return await self._deliver_failure(job, target, outcome.error_message or "")
+            return await self._deliver_failure(job, target, outcome.message)
         receipt: dict[str, Any] = dict(job.receipt or {})
         sent: dict[str, int] = dict(receipt.get("parts", {}))
         parts = split_parts(outcome.images)
@@ -167,16 +173,15 @@ class DiscordSink:
                     if sent:  # earlier parts were posted: the member has some of the images
                         failure = await self._deliver_failure(job, target, TOO_LARGE_MESSAGE)
                         return {**receipt, **failure}
-                    failure = await self._deliver_failure(
-                        job, target, f"{TOO_LARGE_MESSAGE} {NOT_CHARGED}"
-                    )
+                    failure = await self._deliver_failure(job, target, TOO_LARGE_NOT_CHARGED)
                     return {**receipt, **failure, UNDELIVERED: "too-large"}
             sent[key] = message_id
             receipt["parts"] = sent
             await self._save_receipt(job.id, receipt)
         first = sent.get("1")
         jump = self._jump_url(target, first) if first else None
-        await self._edit_status(job, target, embed=embeds.done_embed(job, jump))
+        done = embeds.done_embed(job, jump, job_locale(job))
+        await self._edit_status(job, target, embed=done)
         receipt["channel_id"] = target.channel_id
         return receipt
 
@@ -287,9 +292,10 @@ class DiscordSink:
         return None
 
     async def _deliver_failure(
-        self, job: Job, target: DiscordTarget, message: str
+        self, job: Job, target: DiscordTarget, message: Text | str
     ) -> dict[str, Any]:
-        embed = embeds.failure_embed(job, message)
+        """The failure in the job's language (a plain string is shown as it is)."""
+        embed = embeds.failure_embed(job, message, job_locale(job))
         if await self._edit_status(job, target, embed=embed):
             return {"failure": "status-edited"}
         try:

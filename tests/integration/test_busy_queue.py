@@ -20,6 +20,7 @@ from bot.domain.models import (
     Target,
 )
 from bot.domain.quota import QuotaPolicy
+from bot.domain.text import Text
 from bot.errors import QuotaExceeded, ServiceUnavailable
 from bot.jobs.credits import CreditMonitor, CreditState
 from bot.jobs.delivery import ProgressKind
@@ -243,8 +244,8 @@ class Alerts:
     def __init__(self) -> None:
         self.posted: list[tuple[str, str]] = []
 
-    async def __call__(self, topic: str, message: str) -> None:
-        self.posted.append((topic, message))
+    async def __call__(self, topic: str, message: Text) -> None:
+        self.posted.append((topic, message.english()))
 
 
 class Clock:

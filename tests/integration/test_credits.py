@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.models import GenerationRequest, JobStatus, Target
+from bot.domain.text import Text
 from bot.errors import ServiceUnavailable
 from bot.jobs.credits import CreditMonitor, CreditState
 from bot.store.meta import MetaRepository
@@ -18,8 +19,8 @@ class Alerts:
     def __init__(self) -> None:
         self.posted: list[tuple[CreditState, str]] = []
 
-    async def __call__(self, state: CreditState, message: str) -> None:
-        self.posted.append((state, message))
+    async def __call__(self, state: CreditState, message: Text) -> None:
+        self.posted.append((state, message.english()))
 
 
 def monitor(h: Harness, alerts: Alerts) -> CreditMonitor:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.domain.models import GenerationRequest, Job, JobStatus, Mode, Target
+from bot.domain.text import Text
 from bot.jobs.schema_watch import CONTRACT_TOPIC, SCHEMA_TOPIC
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -41,8 +42,8 @@ class Alerts:
     def __init__(self) -> None:
         self.posted: list[tuple[str, str]] = []
 
-    async def __call__(self, topic: str, message: str) -> None:
-        self.posted.append((topic, message))
+    async def __call__(self, topic: str, message: Text) -> None:
+        self.posted.append((topic, message.english()))
 
     def about(self, topic: str) -> list[str]:
         return [m for t, m in self.posted if t == topic]

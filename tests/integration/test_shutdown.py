@@ -90,14 +90,14 @@ async def test_new_commands_and_buttons_during_shutdown_get_a_restart_notice(
         assert response.type == CB_MESSAGE
         assert command.ephemeral
         assert command.original is not None
-        assert command.original.content == RESTARTING_MESSAGE
+        assert command.original.content == RESTARTING_MESSAGE.english()
 
         quota = await wan.fake.slash(wan.bob, wan.guild, wan.channel, "quota")
-        assert await ephemeral_text(quota) == RESTARTING_MESSAGE
+        assert await ephemeral_text(quota) == RESTARTING_MESSAGE.english()
 
         # A button that would start a job meets the engine's closed intake.
         reroll = await click(wan, wan.alice, result, button(result, "rr"))
-        assert await ephemeral_text(reroll) == RESTARTING_MESSAGE
+        assert await ephemeral_text(reroll) == RESTARTING_MESSAGE.english()
         # Info starts nothing: it still works while the bot finishes up.
         info = await click(wan, wan.alice, result, button(result, "in"))
         assert (await info.wait_response()).type == CB_MESSAGE

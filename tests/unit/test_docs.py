@@ -102,12 +102,13 @@ def test_every_example_is_a_valid_non_default_value(monkeypatch: pytest.MonkeyPa
         assert _plain(getattr(settings, field)) != _plain(default), f"{name}: example = default"
 
 
-def _normalized(text: str) -> str:
-    return " ".join(text.split())
+def _normalized(text: object) -> str:
+    """A message's English (a ``Text`` or a string) on one line."""
+    return " ".join(str(text).split())
 
 
-def _without_ref(message: str) -> str:
-    return message.removesuffix(" (job `JOB`)")
+def _without_ref(message: object) -> str:
+    return str(message).removesuffix(" (job `JOB`)")
 
 
 def test_troubleshooting_explains_every_job_message() -> None:

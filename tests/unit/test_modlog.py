@@ -22,6 +22,7 @@ from bot.domain.modlog import (
     line,
     summary_line,
 )
+from bot.domain.text import Text
 from bot.services.modlog import ModLogService
 from bot.store.database import Database
 from bot.store.guild_config import GuildConfigRepository
@@ -64,34 +65,34 @@ def test_the_modlog_channel_survives_a_json_round_trip_and_rejects_wrong_types()
 def test_each_event_is_one_line_with_who_where_the_rule_and_the_prompt_in_a_spoiler() -> None:
     rule = BlockRule("word", "gore")
     blocked = ModEvent(EventKind.BLOCKED_PROMPT, ALICE, ART, rule=rule, prompt="some gore")
-    assert line(blocked) == (
+    assert line(blocked).english() == (
         "**Blocked prompt** · <@1> in <#100> · blocked word: gore · ||some gore||"
     )
     filtered = ModEvent(EventKind.CONTENT_FILTER, ALICE, ART, prompt="a fox", job_id="j1")
-    assert line(filtered) == (
+    assert line(filtered).english() == (
         "**Content filter** · <@1> in <#100> · crun's content filter refused job `j1` "
         "(its prompt or images) · ||a fox||"
     )
     deleted = ModEvent(
         EventKind.RESULT_DELETED, MOD, ART, subject_id=ALICE, prompt="a fox", job_id="j1"
     )
-    assert line(deleted) == (
+    assert line(deleted).english() == (
         "**Result deleted** · <@2> deleted <@1>'s result (job `j1`) · in <#100> · ||a fox||"
     )
     block = ModEvent(EventKind.MEMBER_BLOCKED, MOD, ART, subject_id=ALICE, reason="spam")
-    assert line(block) == (
+    assert line(block).english() == (
         "**Member blocked** · <@2> blocked <@1> on this server · reason: spam · "
         "command used in <#100>"
     )
     unblock = ModEvent(EventKind.MEMBER_UNBLOCKED, MOD, ART, subject_id=ALICE)
-    assert line(unblock) == (
+    assert line(unblock).english() == (
         "**Member unblocked** · <@2> unblocked <@1> on this server · command used in <#100>"
     )
 
 
 def test_a_hostile_prompt_cannot_ping_restyle_link_or_leave_its_spoiler() -> None:
     hostile = "a||b|| @everyone <@3> <@&4> **x** `y` [z](https://e.x)\n# h\u202e \\"
-    text = line(ModEvent(EventKind.BLOCKED_PROMPT, ALICE, ART, prompt=hostile))
+    text = line(ModEvent(EventKind.BLOCKED_PROMPT, ALICE, ART, prompt=hostile)).english()
     spoiler = text.split(" · ")[-1]
     assert spoiler.startswith("||") and spoiler.endswith("||")
     inner = spoiler[2:-2]
@@ -103,20 +104,21 @@ def test_a_hostile_prompt_cannot_ping_restyle_link_or_leave_its_spoiler() -> Non
 
 def test_long_prompts_and_reasons_are_clipped_before_escaping() -> None:
     prompt = "|" * 5000
-    text = line(ModEvent(EventKind.BLOCKED_PROMPT, ALICE, ART, prompt=prompt))
+    text = line(ModEvent(EventKind.BLOCKED_PROMPT, ALICE, ART, prompt=prompt)).english()
     assert len(text) < 1000
     assert text.endswith("…||")
     assert escape("a" * 10, 5) == "aaaa…"
 
 
 def test_the_summary_counts_what_was_held_back() -> None:
-    assert summary_line({EventKind.BLOCKED_PROMPT: 12}) == (
+    assert summary_line({EventKind.BLOCKED_PROMPT: 12}).english() == (
         "…and 12 more blocked prompts in the last minute."
     )
-    assert summary_line({EventKind.BLOCKED_PROMPT: 1}) == (
+    assert summary_line({EventKind.BLOCKED_PROMPT: 1}).english() == (
         "…and 1 more blocked prompt in the last minute."
     )
-    assert summary_line({EventKind.BLOCKED_PROMPT: 3, EventKind.RESULT_DELETED: 1}) == (
+    mixed = summary_line({EventKind.BLOCKED_PROMPT: 3, EventKind.RESULT_DELETED: 1})
+    assert mixed.english() == (
         "…and 4 more events in the last minute: 3 blocked prompts, 1 deleted result."
     )
 
@@ -166,8 +168,8 @@ async def configs(tmp_path: Path) -> AsyncIterator[GuildConfigRepository]:
 async def service(
     configs: GuildConfigRepository, sent: list[tuple[int, int, str]], clock: Clock
 ) -> ModLogService:
-    async def send(guild_id: int, channel_id: int, text: str) -> None:
-        sent.append((guild_id, channel_id, text))
+    async def send(guild_id: int, channel_id: int, text: Text, _language: str | None) -> None:
+        sent.append((guild_id, channel_id, text.english()))
 
     return ModLogService(configs, send, clock=clock)
 
@@ -225,7 +227,7 @@ async def test_a_failing_send_is_logged_and_never_raised(
 ) -> None:
     await configs.set(GUILD, GuildConfig(modlog_channel_id=MODLOG))
 
-    async def send(_guild_id: int, _channel_id: int, _text: str) -> None:
+    async def send(_guild_id: int, _channel_id: int, _text: Text, _lang: str | None) -> None:
         raise RuntimeError("discord is down")
 
     modlog = ModLogService(configs, send, clock=Clock())

@@ -75,11 +75,15 @@ def test_the_servers_maximum_caps_a_preference_and_says_so() -> None:
     capped = GuildConfig(max_resolution=Resolution.R2K)
     out = personalise(GenerationRequest(prompt="a fox"), ALL, (), capped)
     assert out.request.resolution is Resolution.R2K
-    assert out.notes == ("Your preferred 4K is above this server's limit; made at 2K.",)
+    assert [n.english() for n in out.notes] == [
+        "Your preferred 4K is above this server's limit; made at 2K."
+    ]
     low = GuildConfig(max_resolution=Resolution.R1K)
     edit = personalise(GenerationRequest(prompt="x", mode=Mode.EDIT), ALL, (), low)
     assert edit.request.resolution is Resolution.R1K
-    assert edit.notes == ("Your preferred 4K is above this server's limit; made at 1K.",)
+    assert [n.english() for n in edit.notes] == [
+        "Your preferred 4K is above this server's limit; made at 1K."
+    ]
 
 
 def test_the_suffix_is_checked_like_a_prompt_and_counted() -> None:

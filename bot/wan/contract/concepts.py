@@ -9,6 +9,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from bot.domain.text import Text, t
+
 __all__ = [
     "ALWAYS_SENT",
     "BUILTIN",
@@ -160,18 +162,19 @@ WHEN_MISSING: dict[Concept, str] = {
 }
 
 # How the option is called in a message to the member.
-LABELS: dict[Concept, str] = {
-    Concept.PROMPT: "Image generation",
-    Concept.IMAGES: "Working from input images",
-    Concept.RESOLUTION: "Choosing a resolution",
-    Concept.ASPECT_RATIO: "Choosing an aspect ratio",
-    Concept.N: "Asking for more than one image",
-    Concept.SEQUENTIAL: "Making image sets",
-    Concept.THINKING: "Setting thinking mode",
-    Concept.PALETTE: "The color palette option",
-    Concept.WATERMARK: "The watermark option",
-    Concept.SEED: "Choosing a seed",
-    Concept.BBOX: "Marking areas with boxes",
+# What a member reads when a concept is missing ("… is not available right now").
+LABELS: dict[Concept, Text] = {
+    Concept.PROMPT: t("Image generation"),
+    Concept.IMAGES: t("Working from input images"),
+    Concept.RESOLUTION: t("Choosing a resolution"),
+    Concept.ASPECT_RATIO: t("Choosing an aspect ratio"),
+    Concept.N: t("Asking for more than one image"),
+    Concept.SEQUENTIAL: t("Making image sets"),
+    Concept.THINKING: t("Setting thinking mode"),
+    Concept.PALETTE: t("The color palette option"),
+    Concept.WATERMARK: t("The watermark option"),
+    Concept.SEED: t("Choosing a seed"),
+    Concept.BBOX: t("Marking areas with boxes"),
 }
 
 assert set(SYNONYMS) == set(HINT_WORDS) == set(WHEN_MISSING) == set(LABELS) == set(Concept)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.domain.models import GenerationRequest, Mode
+from bot.domain.text import Text, t, tn
 from bot.domain.validation import effective_resolution, full_prompt
 from bot.errors import InvalidInput
 from bot.wan.contract.concepts import ALWAYS_SENT, BUILTIN, LABELS, Concept, FieldNames
@@ -142,7 +143,7 @@ class Contract:
         if image_urls:
             self._put(payload, Concept.IMAGES, self._images(list(image_urls)), needed=True)
         self._put_size(payload, req)
-        self._put(payload, Concept.N, self._number(Concept.N, req.n, "Image count"), req.n != 1)
+        self._put(payload, Concept.N, self._number(Concept.N, req.n, t("Image count")), req.n != 1)
         if req.mode is Mode.IMAGE_SET:
             self._put(payload, Concept.SEQUENTIAL, self._bool(Concept.SEQUENTIAL, True), True)
         # R3: thinking only takes effect for plain text-to-image; elsewhere it is never sent.
@@ -154,21 +155,26 @@ class Contract:
             watermark = self._bool(Concept.WATERMARK, req.watermark)
             self._put(payload, Concept.WATERMARK, watermark, needed=False)
         if req.seed is not None:
-            self._put(payload, Concept.SEED, self._number(Concept.SEED, req.seed, "Seed"), True)
+            self._put(payload, Concept.SEED, self._number(Concept.SEED, req.seed, t("Seed")), True)
         return payload
 
     def _put(self, payload: dict[str, Any], concept: Concept, value: Any, needed: bool) -> None:
         binding = self._map.bindings.get(concept)
         if binding is None:
             if needed:
-                advice = (
-                    "Please try again later."
-                    if concept is Concept.PROMPT
-                    else "Try again without this option, or later."
-                )
+                if concept is Concept.PROMPT:
+                    message = t(
+                        "{feature} is not available right now. Please try again later.",
+                        feature=LABELS[concept],
+                    )
+                else:
+                    message = t(
+                        "{feature} is not available right now. Try again without this option, "
+                        "or later.",
+                        feature=LABELS[concept],
+                    )
                 raise InvalidInput(
-                    f"{LABELS[concept]} is not available right now. {advice}",
-                    detail=f"the field map in force has no field for {concept.value!r}",
+                    message, detail=f"the field map in force has no field for {concept.value!r}"
                 )
             return
         _set(payload, binding.spec.path, value)
@@ -181,9 +187,14 @@ class Contract:
         prompt = full_prompt(req)  # the member's prompt and the server style they picked
         spec = self._spec(Concept.PROMPT)
         if spec is not None and spec.max_length is not None and len(prompt) > spec.max_length:
+            # Numbers as strings: written as today (5000, not 5,000).
             raise InvalidInput(
-                f"Your prompt is too long for the image service: at most {spec.max_length} "
-                f"characters (yours has {len(prompt)}). Shorten it and try again."
+                t(
+                    "Your prompt is too long for the image service: at most {limit} characters "
+                    "(yours has {length}). Shorten it and try again.",
+                    limit=str(spec.max_length),
+                    length=str(len(prompt)),
+                )
             )
         return prompt
 
@@ -194,8 +205,14 @@ class Contract:
         limit = 1 if spec.type == "string" else spec.max_items
         if limit is not None and len(urls) > limit:
             raise InvalidInput(
-                f"The image service takes at most {limit} input image(s) right now; this "
-                f"request has {len(urls)}. Use fewer images and try again."
+                tn(
+                    "The image service takes at most {count} input image(s) right now; this "
+                    "request has {images}. Use fewer images and try again.",
+                    "The image service takes at most {count} input image(s) right now; this "
+                    "request has {images}. Use fewer images and try again.",
+                    count=limit,
+                    images=len(urls),
+                )
             )
         return urls[0] if spec.type == "string" else urls
 
@@ -208,7 +225,7 @@ class Contract:
         fold = ratio is not None and Concept.ASPECT_RATIO not in self._map.bindings
         fold = fold and spelling is not None and spelling.folds_aspect
         if ratio is not None and not fold:
-            value = spell_enum(self._spec(Concept.ASPECT_RATIO), ratio, "Aspect ratio")
+            value = spell_enum(self._spec(Concept.ASPECT_RATIO), ratio, t("Aspect ratio"))
             self._put(payload, Concept.ASPECT_RATIO, value, needed=True)
         if spelling is None:
             self._put(payload, Concept.RESOLUTION, None, needed=explicit)  # refuses a choice
@@ -231,7 +248,7 @@ class Contract:
             return None
         return size_spelling(self._spec(Concept.RESOLUTION))
 
-    def _number(self, concept: Concept, value: int, label: str) -> Any:
+    def _number(self, concept: Concept, value: int, label: Text) -> Any:
         return spell_number(self._spec(concept), value, label)
 
     def _bool(self, concept: Concept, value: bool) -> Any:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.text import Text, t
 from bot.errors import InvalidInput
 from bot.wan.types import FieldSpec
 
@@ -118,7 +119,7 @@ def spell_size(
         return _preset(spelling.presets, preset, explicit=explicit)
     if spelling.style is SizeStyle.SIDE:
         side = _SIDES[preset]
-        return spell_number(spec, side, "resolution", explicit=explicit) if spec else side
+        return spell_number(spec, side, t("resolution"), explicit=explicit) if spec else side
     width, height = _pixels(_SIDES[preset], aspect)
     if spelling.sizes:
         best = min(spelling.sizes, key=lambda s: _distance((s[0], s[1]), (width, height)))
@@ -133,7 +134,11 @@ def _preset(allowed: tuple[str, ...], preset: str, *, explicit: bool) -> str:
     if explicit:
         choices = ", ".join(sorted(by_upper, key=_preset_side))
         raise InvalidInput(
-            f"{preset} is not available right now. Choose {choices}.",
+            t(
+                "{value} is not available right now. Choose {choices}.",
+                value=preset,
+                choices=choices,
+            ),
             detail=f"live schema resolution presets: {allowed}",
         )
     # Not chosen by the member: the nearest budget the schema takes, smaller first.
@@ -174,7 +179,7 @@ def bool_like(spec: FieldSpec) -> bool:
     return bool(values) and values <= set(_TRUE + _FALSE)
 
 
-def spell_bool(spec: FieldSpec | None, value: bool, label: str) -> Any:
+def spell_bool(spec: FieldSpec | None, value: bool, label: Text) -> Any:
     if spec is None or (spec.type in (None, "boolean") and not spec.enum):
         return value
     if spec.enum:
@@ -183,9 +188,12 @@ def spell_bool(spec: FieldSpec | None, value: bool, label: str) -> Any:
             for option in spec.enum:
                 if str(option).strip().lower() == word:
                     return option
+        if value:
+            message = t("{feature} cannot be turned on right now.", feature=label)
+        else:
+            message = t("{feature} cannot be turned off right now.", feature=label)
         raise InvalidInput(
-            f"{label} cannot be turned {'on' if value else 'off'} right now.",
-            detail=f"no {value} spelling in enum {spec.enum} of {spec.dotted}",
+            message, detail=f"no {value} spelling in enum {spec.enum} of {spec.dotted}"
         )
     if spec.type in ("integer", "number"):
         return int(value)
@@ -194,7 +202,7 @@ def spell_bool(spec: FieldSpec | None, value: bool, label: str) -> Any:
     return value
 
 
-def spell_number(spec: FieldSpec | None, value: int, label: str, *, explicit: bool = True) -> Any:
+def spell_number(spec: FieldSpec | None, value: int, label: Text, *, explicit: bool = True) -> Any:
     """An integer within the schema's range (and enum); ``explicit=False`` clamps instead."""
     if spec is None:
         return value
@@ -204,15 +212,27 @@ def spell_number(spec: FieldSpec | None, value: int, label: str, *, explicit: bo
             return value
         if explicit:
             shown = ", ".join(f"{v:g}" for v in numbers)
-            raise InvalidInput(f"{label} {value} is not available right now. Choose {shown}.")
+            raise InvalidInput(
+                t(
+                    "{label} {value} is not available right now. Choose {choices}.",
+                    label=label,
+                    value=str(value),  # a string: written as the member typed it
+                    choices=shown,
+                )
+            )
         return min(numbers, key=lambda v: abs(v - value))
     low, high = spec.minimum, spec.maximum
     if (low is not None and value < low) or (high is not None and value > high):
         if not explicit:
             return int(min(max(value, low if low is not None else value), high or value))
         raise InvalidInput(
-            f"{label} must be between {_whole(low)} and {_whole(high)} right now; "
-            f"{value} is outside that.",
+            t(
+                "{label} must be between {low} and {high} right now; {value} is outside that.",
+                label=label,
+                low=_whole(low),
+                high=_whole(high),
+                value=str(value),
+            ),
             detail=f"live schema range of {spec.dotted}: {low}..{high}",
         )
     if spec.type == "string":
@@ -220,7 +240,7 @@ def spell_number(spec: FieldSpec | None, value: int, label: str, *, explicit: bo
     return value
 
 
-def spell_enum(spec: FieldSpec | None, value: str, label: str) -> str:
+def spell_enum(spec: FieldSpec | None, value: str, label: Text) -> str:
     """A text value as the enum spells it (case and separators aside), or refused."""
     if spec is None or not spec.enum:
         return value
@@ -230,7 +250,12 @@ def spell_enum(spec: FieldSpec | None, value: str, label: str) -> str:
             return option
     shown = ", ".join(str(v) for v in spec.enum)
     raise InvalidInput(
-        f"{label} {value} is not available right now. Choose one of: {shown}.",
+        t(
+            "{label} {value} is not available right now. Choose one of: {choices}.",
+            label=label,
+            value=value,
+            choices=shown,
+        ),
         detail=f"{value!r} not in enum of {spec.dotted}",
     )
 
@@ -239,5 +264,5 @@ def _enum_key(text: str) -> str:
     return re.sub(r"[\s_x/-]", ":", text.strip().lower())
 
 
-def _whole(value: float | None) -> str:
-    return "any" if value is None else f"{value:g}"
+def _whole(value: float | None) -> Text | str:
+    return t("any") if value is None else f"{value:g}"
