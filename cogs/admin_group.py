@@ -22,7 +22,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.domain.text import Text, t
+from bot.domain.text import t
 from bot.errors import UserFacingError
 from bot.services import Services
 
@@ -50,15 +50,8 @@ class NotAllowed(app_commands.CheckFailure, UserFacingError):
 
     A ``CheckFailure`` so discord.py routes it to the tree's error handler when a check raises
     it, and a ``UserFacingError`` so that handler shows its text (privately, in the caller's
-    language).
+    language). Its ``__init__`` is UserFacingError's: the discord.py classes define none.
     """
-
-    def __init__(self, user_message: Text | str) -> None:
-        english = user_message.english() if isinstance(user_message, Text) else user_message
-        Exception.__init__(self, english)
-        self.user_message = english
-        self.text: Text | str = user_message  # what the error handler renders
-        self.detail = english
 
 
 def is_bot_owner(user_id: int, owner_ids: Collection[int]) -> bool:

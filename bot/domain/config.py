@@ -23,7 +23,7 @@ from bot.domain.patterns import (
     check_total_cost,
     patterns_blocked,
 )
-from bot.domain.text import Text, t, tn
+from bot.domain.text import Text, either, t, tn
 from bot.domain.validation import DEFAULT_RESOLUTION
 from bot.domain.wordfilter import (
     MAX_WORD_CHARS,
@@ -246,7 +246,7 @@ def apply_rules(
                 t(
                     "This server allows at most {maximum}. Choose {choices} and try again.",
                     maximum=config.max_resolution.value,
-                    choices=_human_or([r.value for r in _up_to(config.max_resolution)]),
+                    choices=either([r.value for r in _up_to(config.max_resolution)]),
                 )
             )
         return request
@@ -278,19 +278,9 @@ def require_channel(config: GuildConfig, channel_id: int | None, parent_id: int 
     raise InvalidInput(
         t(
             "Image generation isn't enabled in this channel. Try {channels}.",
-            channels=_human_or(named),
+            channels=either(named),
         )
     )
-
-
-def _human_or(items: list[Text | str] | list[str]) -> Text | str:
-    """``a``, ``a or b``, ``a, b or c``: the separators are texts too (``、`` in Japanese)."""
-    if len(items) <= 1:
-        return items[0] if items else ""
-    head: Text | str = items[0]
-    for item in items[1:-1]:
-        head = t("{list}, {item}", list=head, item=item)
-    return t("{list} or {last}", list=head, last=items[-1])
 
 
 def prompt_blocked(config: GuildConfig, prompt: str) -> bool:

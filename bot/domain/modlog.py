@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.domain.config import BlockRule
-from bot.domain.text import Text, t, tn
+from bot.domain.text import Text, listed, t, tn
 
 __all__ = [
     "LINES_PER_WINDOW",
@@ -233,16 +233,11 @@ def summary_line(held: Mapping[EventKind, int]) -> Text:
     kinds = [(kind, n) for kind, n in held.items() if n]
     if len(kinds) == 1:
         return _more_of(kinds[0][0], total)
-    counts: Text | None = None
-    for kind, n in kinds:
-        item = _counted(kind, n)
-        # A list, one item at a time: each language writes its own separator ("、").
-        counts = item if counts is None else t("{list}, {item}", list=counts, item=item)
     return tn(
         "…and {count} more event in the last minute: {counts}.",
         "…and {count} more events in the last minute: {counts}.",
         count=total,
-        counts=counts if counts is not None else "",
+        counts=listed([_counted(kind, n) for kind, n in kinds]),
     )
 
 

@@ -18,7 +18,7 @@ is inserted verbatim, never translated.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -62,6 +62,23 @@ def t(msgid: str, /, **values: object) -> Text:
 def tn(singular: str, plural: str, /, *, count: int, **values: object) -> Text:
     """A member-facing text whose wording depends on ``count`` (also a ``{count}`` value)."""
     return Text(singular, MappingProxyType({COUNT: count, **values}), plural)
+
+
+def listed(items: Sequence[Text | str]) -> Text | str:
+    """``a, b, c``, one item at a time, so each language writes its own separator (``、``)."""
+    if not items:
+        return ""
+    head: Text | str = items[0]
+    for item in items[1:]:
+        head = t("{list}, {item}", list=head, item=item)
+    return head
+
+
+def either(items: Sequence[Text | str]) -> Text | str:
+    """``a``, ``a or b``, ``a, b or c``: the separators are texts too."""
+    if len(items) <= 1:
+        return items[0] if items else ""
+    return t("{list} or {last}", list=listed(items[:-1]), last=items[-1])
 
 
 def is_number(value: object) -> bool:

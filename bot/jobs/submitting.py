@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.domain.models import ImageSource, Job
-from bot.domain.text import Text
 from bot.errors import (
     AuthError,
     FeatureDisabled,
@@ -149,9 +148,8 @@ class Submitter:
             task_id = await self._client.create_task(payload, callback_url=callback_url)
         except UserFacingError as exc:
             log.info("job %s rejected before submit: %s", job_id, exc.detail)
-            # The member reads it in the job's language (a subclass may set only user_message).
-            message: Text | str = getattr(exc, "text", None) or exc.user_message
-            await self._finisher.fail(job_id, "invalid-input", message)
+            # The member reads it in the job's language.
+            await self._finisher.fail(job_id, "invalid-input", exc.text)
         except WanApiError as exc:
             await self._submit_error(job, exc, sent=sent)
         except Exception:

@@ -60,9 +60,7 @@ def user_message(error: BaseException) -> Text | str | None:
     if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
         error = error.__cause__ or error
     if isinstance(error, UserFacingError):
-        # A subclass that sets only ``user_message`` (not through __init__) has no ``text``.
-        text: Text | str | None = getattr(error, "text", None)
-        return error.user_message if text is None else text
+        return error.text
     if isinstance(error, app_commands.MissingPermissions):
         # Discord's permission names (manage_guild) are the same in every client.
         permissions = ", ".join(error.missing_permissions)
